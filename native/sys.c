@@ -1,0 +1,317 @@
+/*
+ * layerbox_sys: the few Linux system calls Node does not expose.
+ * mknod, extended attributes on links, mount/umount, the new mount API for
+ * overlayfs (no page-size limit on lowerdir), syncfs and renameat2.
+ * Every function is synchronous, takes plain strings/Buffers and throws an
+ * Error carrying Node-style `code`, `errno`, `syscall` and `path` on failure.
+ */
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+
+#ifndef FSOPEN_CLOEXEC
+#define FSOPEN_CLOEXEC 0x00000001
+#endif
+#ifndef FSMOUNT_CLOEXEC
+#define FSMOUNT_CLOEXEC 0x00000001
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef FSCONFIG_SET_FLAG
+#define FSCONFIG_SET_FLAG 0
+#define FSCONFIG_SET_STRING 1
+#define FSCONFIG_CMD_CREATE 6
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#endif
+
+#define PATH_MAX_ARG 4096
+#define MAX_STR (1 << 20)
+
+static const char *errno_code(int e) {
+  switch (e) {
+    case EPERM: return "EPERM"; case ENOENT: return "ENOENT"; case EIO: return "EIO";
+    case EBADF: return "EBADF"; case ENOMEM: return "ENOMEM"; case EACCES: return "EACCES";
+    case EFAULT: return "EFAULT"; case EBUSY: return "EBUSY"; case EEXIST: return "EEXIST";
+    case EXDEV: return "EXDEV"; case ENODEV: return "ENODEV"; case ENOTDIR: return "ENOTDIR";
+    case EISDIR: return "EISDIR"; case EINVAL: return "EINVAL"; case ENOSPC: return "ENOSPC";
+    case EROFS: return "EROFS"; case EMLINK: return "EMLINK"; case ERANGE: return "ERANGE";
+    case ENAMETOOLONG: return "ENAMETOOLONG"; case ENOSYS: return "ENOSYS";
+    case ENOTEMPTY: return "ENOTEMPTY"; case ELOOP: return "ELOOP"; case ENODATA: return "ENODATA";
+    case ENOTSUP: return "ENOTSUP"; case E2BIG: return "E2BIG"; case EDQUOT: return "EDQUOT";
+    default: return "EUNKNOWN";
+  }
+}
+
+static napi_value throw_errno(napi_env env, int e, const char *syscall_name, const char *path) {
+  char msg[PATH_MAX_ARG + 256];
+  const char *code = errno_code(e);
+  if (path) snprintf(msg, sizeof msg, "%s: %s, %s '%s'", code, strerror(e), syscall_name, path);
+  else snprintf(msg, sizeof msg, "%s: %s, %s", code, strerror(e), syscall_name);
+  napi_value m, c, err, v;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+  napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &c);
+  napi_create_error(env, c, m, &err);
+  napi_set_named_property(env, err, "code", c);
+  napi_create_int32(env, -e, &v);
+  napi_set_named_property(env, err, "errno", v);
+  napi_create_string_utf8(env, syscall_name, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, err, "syscall", v);
+  if (path) {
+    napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, err, "path", v);
+  }
+  napi_throw(env, err);
+  return NULL;
+}
+
+/* Copies a JS string argument into a malloc'd buffer (NULL for null/undefined). */
+static int get_str(napi_env env, napi_value v, char **out, int optional) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (optional && (t == napi_null || t == napi_undefined)) { *out = NULL; return 1; }
+  if (t != napi_string) { napi_throw_type_error(env, NULL, "expected a string argument"); return 0; }
+  size_t len;
+  napi_get_value_string_utf8(env, v, NULL, 0, &len);
+  if (len > MAX_STR) { napi_throw_range_error(env, NULL, "string argument too long"); return 0; }
+  char *s = malloc(len + 1);
+  if (!s) { napi_throw_error(env, NULL, "out of memory"); return 0; }
+  napi_get_value_string_utf8(env, v, s, len + 1, &len);
+  if (strlen(s) != len) { free(s); napi_throw_type_error(env, NULL, "string argument contains NUL"); return 0; }
+  *out = s;
+  return 1;
+}
+
+static int get_u32(napi_env env, napi_value v, uint32_t *out) {
+  if (napi_get_value_uint32(env, v, out) != napi_ok) { napi_throw_type_error(env, NULL, "expected a number"); return 0; }
+  return 1;
+}
+
+#define ARGS(n) size_t argc = n; napi_value argv[n]; napi_get_cb_info(env, info, &argc, argv, NULL, NULL); \
+  if (argc < n) { napi_throw_type_error(env, NULL, "missing arguments"); return NULL; }
+
+static napi_value undef(napi_env env) { napi_value u; napi_get_undefined(env, &u); return u; }
+
+/* mknod(path, mode, major, minor) — mode includes the file type bits (S_IFCHR, S_IFBLK, S_IFIFO). */
+static napi_value Mknod(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  char *path; uint32_t mode, maj, min;
+  if (!get_str(env, argv[0], &path, 0)) return NULL;
+  if (!get_u32(env, argv[1], &mode) || !get_u32(env, argv[2], &maj) || !get_u32(env, argv[3], &min)) { free(path); return NULL; }
+  if (mknod(path, mode, makedev(maj, min)) != 0) { int e = errno; throw_errno(env, e, "mknod", path); free(path); return NULL; }
+  free(path);
+  return undef(env);
+}
+
+/* lsetxattr(path, name, value: Buffer) */
+static napi_value Lsetxattr(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  char *path, *name; void *data; size_t len;
+  if (!get_str(env, argv[0], &path, 0)) return NULL;
+  if (!get_str(env, argv[1], &name, 0)) { free(path); return NULL; }
+  if (napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok) { free(path); free(name); napi_throw_type_error(env, NULL, "value must be a Buffer"); return NULL; }
+  if (lsetxattr(path, name, data, len, 0) != 0) { int e = errno; throw_errno(env, e, "lsetxattr", path); free(path); free(name); return NULL; }
+  free(path); free(name);
+  return undef(env);
+}
+
+/* lgetxattr(path, name) -> Buffer | null (null when the attribute is absent) */
+static napi_value Lgetxattr(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  char *path, *name;
+  if (!get_str(env, argv[0], &path, 0)) return NULL;
+  if (!get_str(env, argv[1], &name, 0)) { free(path); return NULL; }
+  char stackbuf[256];
+  ssize_t n = lgetxattr(path, name, stackbuf, sizeof stackbuf);
+  char *buf = stackbuf;
+  if (n < 0 && errno == ERANGE) {
+    ssize_t need = lgetxattr(path, name, NULL, 0);
+    if (need >= 0) {
+      buf = malloc(need + 1);
+      n = buf ? lgetxattr(path, name, buf, need) : -1;
+    }
+  }
+  napi_value result;
+  if (n < 0) {
+    int e = errno;
+    if (buf != stackbuf) free(buf);
+    if (e == ENODATA || e == ENOTSUP) { free(path); free(name); napi_get_null(env, &result); return result; }
+    throw_errno(env, e, "lgetxattr", path); free(path); free(name); return NULL;
+  }
+  void *out;
+  napi_create_buffer_copy(env, n, buf, &out, &result);
+  if (buf != stackbuf) free(buf);
+  free(path); free(name);
+  return result;
+}
+
+/* llistxattr(path) -> string[] */
+static napi_value Llistxattr(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  char *path;
+  if (!get_str(env, argv[0], &path, 0)) return NULL;
+  char stackbuf[1024];
+  char *buf = stackbuf;
+  ssize_t n = llistxattr(path, stackbuf, sizeof stackbuf);
+  if (n < 0 && errno == ERANGE) {
+    ssize_t need = llistxattr(path, NULL, 0);
+    if (need >= 0) { buf = malloc(need + 1); n = buf ? llistxattr(path, buf, need) : -1; }
+  }
+  napi_value arr;
+  napi_create_array(env, &arr);
+  if (n < 0) {
+    int e = errno;
+    if (buf != stackbuf) free(buf);
+    if (e == ENOTSUP) { free(path); return arr; }
+    throw_errno(env, e, "llistxattr", path); free(path); return NULL;
+  }
+  uint32_t idx = 0;
+  for (ssize_t off = 0; off < n;) {
+    size_t l = strnlen(buf + off, n - off);
+    napi_value s;
+    napi_create_string_utf8(env, buf + off, l, &s);
+    napi_set_element(env, arr, idx++, s);
+    off += l + 1;
+  }
+  if (buf != stackbuf) free(buf);
+  free(path);
+  return arr;
+}
+
+/* lremovexattr(path, name) — absent attributes are not an error */
+static napi_value Lremovexattr(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  char *path, *name;
+  if (!get_str(env, argv[0], &path, 0)) return NULL;
+  if (!get_str(env, argv[1], &name, 0)) { free(path); return NULL; }
+  if (lremovexattr(path, name) != 0 && errno != ENODATA) { int e = errno; throw_errno(env, e, "lremovexattr", path); free(path); free(name); return NULL; }
+  free(path); free(name);
+  return undef(env);
+}
+
+/* mount(source, target, fstype, flags, data) — source, fstype, data may be null */
+static napi_value Mount(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  char *src = NULL, *tgt = NULL, *fst = NULL, *data = NULL; uint32_t flags;
+  napi_value r = NULL;
+  if (!get_str(env, argv[0], &src, 1) || !get_str(env, argv[1], &tgt, 0) || !get_str(env, argv[2], &fst, 1)) goto out;
+  if (!get_u32(env, argv[3], &flags) || !get_str(env, argv[4], &data, 1)) goto out;
+  if (mount(src, tgt, fst, flags, data) != 0) { throw_errno(env, errno, "mount", tgt); goto out; }
+  r = undef(env);
+out:
+  free(src); free(tgt); free(fst); free(data);
+  return r;
+}
+
+/* umount2(target, flags) */
+static napi_value Umount2(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  char *tgt; uint32_t flags;
+  if (!get_str(env, argv[0], &tgt, 0)) return NULL;
+  if (!get_u32(env, argv[1], &flags)) { free(tgt); return NULL; }
+  if (umount2(tgt, flags) != 0) { int e = errno; throw_errno(env, e, "umount2", tgt); free(tgt); return NULL; }
+  free(tgt);
+  return undef(env);
+}
+
+/*
+ * mountOverlay(target, lowers: string[], upper|null, work|null, readonly: bool)
+ * Uses the new mount API (fsopen/fsconfig "lowerdir+", Linux >= 6.8) so the number of
+ * layers is not limited by the one-page mount data; returns true on success, or false
+ * when the kernel lacks the API (the caller then falls back to mount(2)).
+ */
+static napi_value MountOverlay(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  char *tgt = NULL, *upper = NULL, *work = NULL;
+  napi_value r = NULL, result;
+  bool ro = false;
+  int fsfd = -1, mfd = -1;
+  uint32_t n = 0;
+  if (!get_str(env, argv[0], &tgt, 0) || !get_str(env, argv[2], &upper, 1) || !get_str(env, argv[3], &work, 1)) goto out;
+  napi_get_value_bool(env, argv[4], &ro);
+  napi_get_array_length(env, argv[1], &n);
+  fsfd = syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
+  if (fsfd < 0) {
+    if (errno == ENOSYS) { napi_get_boolean(env, false, &result); r = result; goto out; }
+    throw_errno(env, errno, "fsopen", tgt); goto out;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value el; char *l;
+    napi_get_element(env, argv[1], i, &el);
+    if (!get_str(env, el, &l, 0)) goto out;
+    if (syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "lowerdir+", l, 0) != 0) {
+      int e = errno; free(l);
+      if (e == EINVAL && i == 0) { napi_get_boolean(env, false, &result); r = result; goto out; } /* no lowerdir+ */
+      throw_errno(env, e, "fsconfig lowerdir+", tgt); goto out;
+    }
+    free(l);
+  }
+  if (upper && syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "upperdir", upper, 0) != 0) { throw_errno(env, errno, "fsconfig upperdir", upper); goto out; }
+  if (work && syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "workdir", work, 0) != 0) { throw_errno(env, errno, "fsconfig workdir", work); goto out; }
+  if (syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "index", "off", 0) != 0) { /* older kernels: ignore */ }
+  if (syscall(SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0) { throw_errno(env, errno, "fsconfig create", tgt); goto out; }
+  mfd = syscall(SYS_fsmount, fsfd, FSMOUNT_CLOEXEC, ro ? MOUNT_ATTR_RDONLY : 0);
+  if (mfd < 0) { throw_errno(env, errno, "fsmount", tgt); goto out; }
+  if (syscall(SYS_move_mount, mfd, "", AT_FDCWD, tgt, MOVE_MOUNT_F_EMPTY_PATH) != 0) { throw_errno(env, errno, "move_mount", tgt); goto out; }
+  napi_get_boolean(env, true, &result);
+  r = result;
+out:
+  if (mfd >= 0) close(mfd);
+  if (fsfd >= 0) close(fsfd);
+  free(tgt); free(upper); free(work);
+  return r;
+}
+
+/* syncfs(path): flush the file system holding path */
+static napi_value Syncfs(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  char *path;
+  if (!get_str(env, argv[0], &path, 0)) return NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECTORY);
+  if (fd < 0) { int e = errno; throw_errno(env, e, "open", path); free(path); return NULL; }
+  if (syncfs(fd) != 0) { int e = errno; close(fd); throw_errno(env, e, "syncfs", path); free(path); return NULL; }
+  close(fd); free(path);
+  return undef(env);
+}
+
+/* renameat2(old, new, flags): 1 = RENAME_NOREPLACE, 2 = RENAME_EXCHANGE */
+static napi_value Renameat2(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  char *a, *b; uint32_t flags;
+  if (!get_str(env, argv[0], &a, 0)) return NULL;
+  if (!get_str(env, argv[1], &b, 0)) { free(a); return NULL; }
+  if (!get_u32(env, argv[2], &flags)) { free(a); free(b); return NULL; }
+  if (syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, flags) != 0) { int e = errno; throw_errno(env, e, "renameat2", a); free(a); free(b); return NULL; }
+  free(a); free(b);
+  return undef(env);
+}
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor props[] = {
+    {"mknod", NULL, Mknod, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"lsetxattr", NULL, Lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"lgetxattr", NULL, Lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"llistxattr", NULL, Llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"lremovexattr", NULL, Lremovexattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"mount", NULL, Mount, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"umount2", NULL, Umount2, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"mountOverlay", NULL, MountOverlay, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"syncfs", NULL, Syncfs, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"renameat2", NULL, Renameat2, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}

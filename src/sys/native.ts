@@ -1,0 +1,88 @@
+/**
+ * The one door to what Node lacks: mknod, extended attributes on links, mount/umount,
+ * overlay via the new mount API, syncfs, renameat2. Implemented in native/sys.c.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { internal } from '../errors/index.js';
+
+interface NativeSys {
+  mknod(path: string, mode: number, major: number, minor: number): void;
+  lsetxattr(path: string, name: string, value: Buffer): void;
+  lgetxattr(path: string, name: string): Buffer | null;
+  llistxattr(path: string): string[];
+  lremovexattr(path: string, name: string): void;
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
+  umount2(target: string, flags: number): void;
+  mountOverlay(target: string, lowers: string[], upper: string | null, work: string | null, readonly: boolean): boolean;
+  syncfs(path: string): void;
+  renameat2(oldPath: string, newPath: string, flags: number): void;
+}
+
+function load(): NativeSys {
+  const here = dirname(fileURLToPath(import.meta.url));
+  // dist/sys -> project root
+  const root = join(here, '..', '..');
+  const candidates = [join(root, 'build', 'Release', 'layerbox_sys.node'), join(root, 'build', 'Debug', 'layerbox_sys.node')];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    throw internal('NATIVE_MISSING', 'the native module layerbox_sys.node is not built', {
+      where: candidates[0],
+      hint: 'run `npm install` (it builds native/sys.c with node-gyp)',
+    });
+  }
+  return createRequire(import.meta.url)(found) as NativeSys;
+}
+
+let cached: NativeSys | undefined;
+export function sys(): NativeSys {
+  return (cached ??= load());
+}
+
+export const MS_RDONLY = 1;
+export const MS_NOSUID = 2;
+export const MS_NODEV = 4;
+export const MS_NOEXEC = 8;
+export const MS_REMOUNT = 32;
+export const MS_BIND = 4096;
+export const MS_REC = 16384;
+export const MS_PRIVATE = 1 << 18;
+export const MNT_DETACH = 2;
+export const RENAME_NOREPLACE = 1;
+export const RENAME_EXCHANGE = 2;
+
+export const S_IFMT = 0o170000;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_IFIFO = 0o010000;
+
+export const mknod = (p: string, mode: number, major: number, minor: number) => sys().mknod(p, mode, major, minor);
+export const lsetxattr = (p: string, name: string, value: Buffer) => sys().lsetxattr(p, name, value);
+export const lgetxattr = (p: string, name: string) => sys().lgetxattr(p, name);
+export const llistxattr = (p: string) => sys().llistxattr(p);
+export const lremovexattr = (p: string, name: string) => sys().lremovexattr(p, name);
+export const syncfs = (p: string) => sys().syncfs(p);
+export const renameat2 = (a: string, b: string, flags: number) => sys().renameat2(a, b, flags);
+export const umount2 = (target: string, flags = 0) => sys().umount2(target, flags);
+export const mount = (source: string | null, target: string, fstype: string | null, flags: number, data: string | null) =>
+  sys().mount(source, target, fstype, flags, data);
+
+/** The overlay whiteout: a character device 0/0. */
+export const makeWhiteout = (p: string) => sys().mknod(p, S_IFCHR, 0, 0);
+
+/**
+ * Mounts an overlay. Lower dirs top-most first. Uses fsopen/fsconfig("lowerdir+") when the
+ * kernel has it (no limit from the one-page mount data), else mount(2) with the classic
+ * option string (which must then fit in a page).
+ */
+export function mountOverlay(target: string, lowers: string[], opts: { upper?: string; work?: string; readonly?: boolean } = {}): void {
+  if (lowers.length === 0) throw internal('OVERLAY_NO_LOWER', 'overlay mount needs at least one lower directory', { where: target });
+  const s = sys();
+  if (s.mountOverlay(target, lowers, opts.upper ?? null, opts.work ?? null, !!opts.readonly)) return;
+  let data = `lowerdir=${lowers.join(':')}`;
+  if (opts.upper) data += `,upperdir=${opts.upper},workdir=${opts.work}`;
+  data += ',index=off';
+  s.mount('overlay', target, 'overlay', opts.readonly ? MS_RDONLY : 0, data);
+}
