@@ -82,3 +82,6 @@ export function abortError(signal?: AbortSignal): EngineError {
 export function throwIfAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw abortError(signal);
 }
+
+export const failedPrecondition = (code: string, message: string, opts?: EngineErrorOptions) =>
+  new EngineError('failed-precondition', code, message, opts);

@@ -1,0 +1,152 @@
+/**
+ * One streaming pass per layer: blob bytes → size + digest check → decompress → diffID
+ * hash → tar parse → apply into the snapshot directory (+ tar-split record). Nothing is
+ * buffered whole; nothing is written twice. The caller commits the snapshot only after
+ * this resolves (so a lying source never leaves a snapshot that looks whole).
+ */
+import { createHash } from 'node:crypto';
+import { Readable, Transform, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { dataLoss, EngineError } from '../errors/index.js';
+import type { Digest } from '../oci/digest.js';
+import { sniffCompression, type Compression } from '../oci/mediatypes.js';
+import { decompressor } from './compress.js';
+import { LayerApplier, type ApplyStats, type WhiteoutMode } from './apply.js';
+import { TarParser } from './tar/reader.js';
+import { TarSplitWriter } from './tarsplit.js';
+
+export interface UnpackRequest {
+  source: AsyncIterable<Buffer> | Readable;
+  /** 'auto' sniffs the first bytes. */
+  compression: Compression | 'auto';
+  /** What the blob as given must be (digest/size of the compressed bytes). */
+  expected?: { digest?: Digest; size?: number };
+  /** What the uncompressed tar must hash to (config rootfs.diff_ids[i]). */
+  expectedDiffId?: Digest;
+  target: string;
+  whiteouts: WhiteoutMode;
+  fresh: boolean;
+  /** Where to write the tar-split record; none when omitted. */
+  tarsplitPath?: string;
+  /** Quota on uncompressed bytes (gzip bombs). */
+  maxBytes?: number;
+  /** Where the layer came from, for error messages. */
+  where?: string;
+  onProgress?: (p: { in: number; out: number }) => void;
+  warn?: (msg: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface UnpackResult {
+  digest: Digest;
+  size: number;
+  compression: Compression;
+  diffId: Digest;
+  tarSize: number;
+  stats: ApplyStats;
+  tarsplit?: { digest: Digest; size: number; reproducible: boolean };
+}
+
+export const DEFAULT_MAX_LAYER_BYTES = 64 * 1024 ** 3;
+
+export async function unpackLayer(req: UnpackRequest): Promise<UnpackResult> {
+  const where = req.where ?? req.target;
+  const blobHash = createHash('sha256');
+  const tarHash = createHash('sha256');
+  let blobBytes = 0;
+  let tarBytes = 0;
+  const maxBytes = req.maxBytes ?? DEFAULT_MAX_LAYER_BYTES;
+  const tarsplit = req.tarsplitPath ? new TarSplitWriter(req.tarsplitPath) : undefined;
+  const applier = new LayerApplier({ root: req.target, whiteouts: req.whiteouts, fresh: req.fresh, tarsplit, warn: req.warn });
+  const parser = new TarParser(applier);
+  let compression: Compression = req.compression === 'auto' ? 'none' : req.compression;
+
+  const src = req.source instanceof Readable ? req.source : Readable.from(req.source, { objectMode: false });
+  const it = src[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  // Peek at the first chunk to sniff compression.
+  const first = await it.next();
+  const firstChunk: Buffer | undefined = first.done ? undefined : (first.value as Buffer);
+  if (req.compression === 'auto') compression = firstChunk ? sniffCompression(firstChunk) : 'none';
+  const hashBlobSeparately = compression !== 'none';
+  let lastProgress = 0;
+
+  const counted = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      blobBytes += chunk.length;
+      if (req.expected?.size !== undefined && blobBytes > req.expected.size) {
+        cb(dataLoss('BLOB_TOO_LONG', `layer blob is longer than its descriptor says (${req.expected.size} bytes)`, { where }));
+        return;
+      }
+      if (hashBlobSeparately) blobHash.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  const sink = new Writable({
+    highWaterMark: 1 << 20,
+    write(chunk: Buffer, _enc, cb) {
+      try {
+        tarBytes += chunk.length;
+        if (tarBytes > maxBytes) {
+          throw new EngineError('resource-exhausted', 'LAYER_TOO_LARGE', `layer expands beyond the ${maxBytes}-byte quota (a decompression bomb?)`, {
+            where,
+            hint: 'raise the quota with --max-layer-size / LAYERBOX_MAX_LAYER_SIZE if the layer is genuine',
+          });
+        }
+        tarHash.update(chunk);
+        parser.write(chunk);
+        if (req.onProgress && tarBytes - lastProgress >= 1 << 20) {
+          lastProgress = tarBytes;
+          req.onProgress({ in: blobBytes, out: tarBytes });
+        }
+        cb();
+      } catch (e) {
+        cb(e as Error);
+      }
+    },
+  });
+  async function* all(): AsyncGenerator<Buffer> {
+    if (firstChunk) yield firstChunk;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value as Buffer;
+    }
+  }
+  try {
+    await pipeline(Readable.from(all(), { objectMode: false }), counted, decompressor(compression), sink, { signal: req.signal });
+    parser.end();
+    applier.finish();
+  } catch (e) {
+    applier.abort();
+    tarsplit?.abort();
+    throw wrapZlib(e, where);
+  }
+  const tarDigest = ('sha256:' + tarHash.digest('hex')) as Digest;
+  const blobDigest = hashBlobSeparately ? (('sha256:' + blobHash.digest('hex')) as Digest) : tarDigest;
+  req.onProgress?.({ in: blobBytes, out: tarBytes });
+  if (req.expected?.size !== undefined && blobBytes !== req.expected.size) {
+    tarsplit?.abort();
+    throw dataLoss('BLOB_SIZE_MISMATCH', `layer blob has ${blobBytes} bytes, expected ${req.expected.size}`, { where, hint: 'the source is truncated or corrupt' });
+  }
+  if (req.expected?.digest && blobDigest !== req.expected.digest) {
+    tarsplit?.abort();
+    throw dataLoss('BLOB_DIGEST_MISMATCH', `layer blob digest mismatch: expected ${req.expected.digest}, got ${blobDigest}`, { where, hint: 'the source is corrupt or was tampered with' });
+  }
+  if (req.expectedDiffId && tarDigest !== req.expectedDiffId) {
+    tarsplit?.abort();
+    throw dataLoss('DIFFID_MISMATCH', `layer diffID mismatch: the image config says ${req.expectedDiffId}, the uncompressed layer is ${tarDigest}`, { where, hint: 'the image is corrupt: its config does not describe this layer' });
+  }
+  const ts = tarsplit ? { ...tarsplit.finish(), reproducible: tarsplit.reproducible } : undefined;
+  return { digest: blobDigest, size: blobBytes, compression, diffId: tarDigest, tarSize: tarBytes, stats: applier.stats, ...(ts ? { tarsplit: ts } : {}) };
+}
+
+function wrapZlib(e: unknown, where: string): unknown {
+  const code = (e as { code?: string }).code;
+  if (typeof code === 'string' && code.startsWith('Z_')) {
+    return dataLoss('LAYER_DECOMPRESS', `layer is not valid gzip data: ${(e as Error).message}`, { where, cause: e });
+  }
+  if (code === 'ERR_STREAM_PREMATURE_CLOSE') {
+    return dataLoss('LAYER_TRUNCATED', 'layer stream ended early', { where, cause: e });
+  }
+  return e;
+}

@@ -1,0 +1,124 @@
+/**
+ * The metadata store: one SQLite database (better-sqlite3) in WAL mode with
+ * synchronous=FULL, shared by every layerbox process on the same root. Every change that
+ * spans rows happens in one transaction, so a crash leaves the old or the new state.
+ */
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { EngineError } from '../errors/index.js';
+
+export type DB = Database.Database;
+
+const MIGRATIONS: string[] = [
+  // 1: the layered image store
+  `
+  CREATE TABLE snapshots (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    parent TEXT REFERENCES snapshots(key),
+    kind TEXT NOT NULL CHECK (kind IN ('active', 'view', 'committed', 'removing')),
+    owner_pid INTEGER,
+    owner_start INTEGER,
+    labels TEXT NOT NULL DEFAULT '{}',
+    created TEXT NOT NULL
+  );
+  CREATE INDEX snapshots_parent ON snapshots(parent);
+
+  CREATE TABLE layers (
+    chain_id TEXT PRIMARY KEY,
+    diff_id TEXT NOT NULL,
+    parent TEXT REFERENCES layers(chain_id),
+    snapshot TEXT NOT NULL REFERENCES snapshots(key),
+    size INTEGER NOT NULL,
+    tar_size INTEGER NOT NULL,
+    tarsplit TEXT,
+    blob TEXT,
+    created TEXT NOT NULL
+  );
+  CREATE INDEX layers_parent ON layers(parent);
+
+  CREATE TABLE images (
+    id TEXT PRIMARY KEY,
+    top_layer TEXT REFERENCES layers(chain_id),
+    created TEXT,
+    stored TEXT NOT NULL,
+    size INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE image_layers (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    chain_id TEXT NOT NULL REFERENCES layers(chain_id),
+    PRIMARY KEY (image_id, idx)
+  );
+  CREATE INDEX image_layers_chain ON image_layers(chain_id);
+
+  CREATE TABLE tags (
+    name TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL REFERENCES images(id),
+    created TEXT NOT NULL
+  );
+  CREATE INDEX tags_image ON tags(image_id);
+
+  -- manifests known for an image (pulled, pushed, loaded from OCI), by repository
+  CREATE TABLE repo_digests (
+    repo TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    manifest TEXT,
+    created TEXT NOT NULL,
+    PRIMARY KEY (repo, digest)
+  );
+  CREATE INDEX repo_digests_image ON repo_digests(image_id);
+
+  -- compressed blobs known to hold a layer (from a pull, a push or an OCI load)
+  CREATE TABLE blob_sources (
+    diff_id TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    registry TEXT NOT NULL DEFAULT '',
+    repository TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (diff_id, digest, registry, repository)
+  );
+  CREATE INDEX blob_sources_digest ON blob_sources(digest);
+
+  -- mounts made by 'image mount' that outlive the command
+  CREATE TABLE image_mounts (
+    image_id TEXT PRIMARY KEY REFERENCES images(id),
+    snapshot TEXT NOT NULL,
+    path TEXT NOT NULL,
+    count INTEGER NOT NULL
+  );
+  `,
+];
+
+export function openDatabase(root: string): DB {
+  let db: DB;
+  try {
+    db = new Database(join(root, 'metadata.db'), { timeout: 30000 });
+  } catch (e) {
+    throw new EngineError('unavailable', 'DB_OPEN', `cannot open the metadata database: ${(e as Error).message}`, { where: join(root, 'metadata.db'), cause: e });
+  }
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 30000');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: DB): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current >= MIGRATIONS.length) return;
+  // BEGIN IMMEDIATE: two processes opening a new store do not both migrate
+  const run = db.transaction(() => {
+    const v = db.pragma('user_version', { simple: true }) as number;
+    for (let i = v; i < MIGRATIONS.length; i++) {
+      db.exec(MIGRATIONS[i]!);
+      db.pragma(`user_version = ${i + 1}`);
+    }
+  });
+  run.immediate();
+}
+
+export const now = (): string => new Date().toISOString();
