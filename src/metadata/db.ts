@@ -40,6 +40,7 @@ const MIGRATIONS: string[] = [
   CREATE TABLE images (
     id TEXT PRIMARY KEY,
     top_layer TEXT REFERENCES layers(chain_id),
+    parent TEXT,
     created TEXT,
     stored TEXT NOT NULL,
     size INTEGER NOT NULL DEFAULT 0
@@ -82,6 +83,11 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX blob_sources_digest ON blob_sources(digest);
 
+  CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+
   -- mounts made by 'image mount' that outlive the command
   CREATE TABLE image_mounts (
     image_id TEXT PRIMARY KEY REFERENCES images(id),
@@ -122,3 +128,11 @@ function migrate(db: DB): void {
 }
 
 export const now = (): string => new Date().toISOString();
+
+export function getSetting(db: DB, key: string): string | undefined {
+  return (db.prepare('SELECT value FROM settings WHERE key = ?').get(key) as { value: string } | undefined)?.value;
+}
+
+export function setSetting(db: DB, key: string, value: string): void {
+  db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+}

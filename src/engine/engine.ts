@@ -1,0 +1,259 @@
+/**
+ * The composition root: opens a store (root directory, metadata database, content store,
+ * snapshotter, layer and image stores) and offers one facade that the CLI, the API server
+ * and TypeScript programs use. No daemon: every process opens the store itself; the
+ * database and the per-object locks keep concurrent processes correct.
+ */
+import { chmodSync, mkdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { EngineError, invalidArgument } from '../errors/index.js';
+import type { Digest } from '../oci/digest.js';
+import { matchReferenceFilter, parseReference, parseRepositoryTag, type ImageRef } from '../oci/reference.js';
+import type { ImageConfig } from '../oci/types.js';
+import { openDatabase, getSetting, setSetting, type DB } from '../metadata/db.js';
+import { ContentStore } from '../content/store.js';
+import { createSnapshotter, overlaySupported, type StorageDriver } from '../snapshot/mount.js';
+import type { Snapshotter } from '../snapshot/snapshotter.js';
+import { LayerStore } from '../image/layers.js';
+import { ImageStore, type ImageRecord } from '../image/images.js';
+import { loadImages, type LoadEvent, type LoadedImage } from '../image/load.js';
+import { importImage } from '../image/import.js';
+import { saveImages, type SaveFormat } from '../image/save.js';
+import { imageHistory, inspectImage, type HistoryRow } from '../image/inspect.js';
+import { removeImage, pruneImages, type RemoveEvent, type ImageUsage } from '../image/remove.js';
+import { imagesDf, type ImagesDf } from '../image/df.js';
+import { ImageMounts } from '../image/mount.js';
+import type { LayerEvent } from '../image/layers.js';
+
+export interface EngineOptions {
+  /** Store root; default $LAYERBOX_ROOT or /var/lib/layerbox. */
+  root?: string;
+  /** overlay (default where the kernel allows) or vfs (copies). Fixed per store once chosen. */
+  storageDriver?: StorageDriver;
+  /** Quota on one layer's uncompressed size. */
+  maxLayerBytes?: number;
+}
+
+export const DEFAULT_ROOT = '/var/lib/layerbox';
+
+export function defaultRoot(): string {
+  return process.env.LAYERBOX_ROOT || DEFAULT_ROOT;
+}
+
+export interface ImageSummary {
+  id: Digest;
+  repository: string;
+  tag: string;
+  digest: string;
+  created: string | undefined;
+  size: number;
+  image: ImageRecord;
+}
+
+export class Engine {
+  private repaired = false;
+
+  private constructor(
+    readonly root: string,
+    readonly db: DB,
+    readonly content: ContentStore,
+    readonly snapshots: Snapshotter,
+    readonly layers: LayerStore,
+    readonly images: ImageStore,
+    readonly imageMounts: ImageMounts,
+    readonly options: EngineOptions,
+  ) {}
+
+  static async open(opts: EngineOptions = {}): Promise<Engine> {
+    const root = resolve(opts.root ?? defaultRoot());
+    try {
+      mkdirSync(root, { recursive: true, mode: 0o700 });
+      // CVE-2021-41091: unprivileged users must not reach setuid binaries inside layers
+      if ((statSync(root).mode & 0o077) !== 0) chmodSync(root, 0o700);
+    } catch (e) {
+      throw new EngineError('unavailable', 'ROOT_UNUSABLE', `cannot use the store root ${root}: ${(e as Error).message}`, {
+        cause: e,
+        hint: 'run as root, or choose another root with --root / LAYERBOX_ROOT',
+      });
+    }
+    const db = openDatabase(root);
+    const content = new ContentStore(root);
+    await content.init();
+    let driver = getSetting(db, 'storage-driver') as StorageDriver | undefined;
+    const wanted = opts.storageDriver ?? (process.env.LAYERBOX_STORAGE_DRIVER as StorageDriver | undefined);
+    if (wanted && wanted !== 'overlay' && wanted !== 'vfs') {
+      throw invalidArgument('BAD_DRIVER', `unknown storage driver ${JSON.stringify(wanted)}`, { hint: 'use overlay or vfs' });
+    }
+    if (driver && wanted && driver !== wanted) {
+      throw invalidArgument('DRIVER_MISMATCH', `the store at ${root} uses the ${driver} storage driver, not ${wanted}`, { hint: 'use another --root for another driver' });
+    }
+    if (!driver) {
+      driver = wanted ?? (overlaySupported(root) ? 'overlay' : 'vfs');
+      setSetting(db, 'storage-driver', driver);
+    }
+    const snaps = createSnapshotter(db, root, driver);
+    const layers = new LayerStore(db, content, snaps, root);
+    const images = new ImageStore(db, content, layers);
+    const mounts = new ImageMounts(db, snaps, join(root, 'mounts'));
+    return new Engine(root, db, content, snaps, layers, images, mounts, opts);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  get tmpDir(): string {
+    return join(this.root, 'tmp');
+  }
+
+  /** Crash repair before writing: sweep half-written blobs, dead processes' snapshots, orphan layers. */
+  async repair(): Promise<void> {
+    if (this.repaired) return;
+    this.repaired = true;
+    await this.content.sweep();
+    await this.snapshots.sweep();
+    await this.layers.sweep();
+    // temporary files: a tar-split belongs to a temporary snapshot (gone if its process
+    // died: swept above); a spooled archive carries its writer's pid
+    const { readdir, rm } = await import('node:fs/promises');
+    const { procStart } = await import('../sys/proc.js');
+    for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
+      const key = /^(.*)\.tarsplit$/.exec(name)?.[1];
+      if (key !== undefined) {
+        if (!this.snapshots.stat(key)) await rm(join(this.tmpDir, name), { force: true });
+        continue;
+      }
+      const pid = Number(/^[a-z]+-(\d+)-/.exec(name)?.[1]);
+      if (Number.isFinite(pid) && pid !== process.pid && procStart(pid) === undefined) await rm(join(this.tmpDir, name), { recursive: true, force: true });
+    }
+  }
+
+  // ------------------------------------------------------------------ images
+
+  resolveImage(name: string): ImageRecord {
+    return this.images.resolve(name).image;
+  }
+
+  async load(input: { path?: string; stream?: Readable }, opts: { onEvent?: (e: LoadEvent) => void; warn?: (m: string) => void; signal?: AbortSignal } = {}): Promise<LoadedImage[]> {
+    await this.repair();
+    return loadImages({ images: this.images, layers: this.layers, tmpDir: this.tmpDir }, input, { ...opts, maxLayerBytes: this.options.maxLayerBytes });
+  }
+
+  async import(
+    input: { path?: string; stream?: Readable },
+    opts: { reference?: string; changes?: string[]; message?: string; platform?: string; onEvent?: (e: LayerEvent) => void; signal?: AbortSignal } = {},
+  ): Promise<{ id: Digest; tag?: string }> {
+    const ref = opts.reference ? parseRepositoryTag(opts.reference) : undefined;
+    await this.repair();
+    const { parsePlatform } = await import('../image/platform.js');
+    return importImage(this.images, this.layers, input, {
+      ...(ref ? { ref } : {}),
+      changes: opts.changes ?? [],
+      message: opts.message,
+      sourceName: input.path ?? '-',
+      maxLayerBytes: this.options.maxLayerBytes,
+      onEvent: opts.onEvent,
+      signal: opts.signal,
+      ...(opts.platform ? { platform: parsePlatform(opts.platform) } : {}),
+    });
+  }
+
+  async save(names: string[], out: { path?: string; stream?: Writable }, opts: { format?: SaveFormat; signal?: AbortSignal } = {}): Promise<void> {
+    if (names.length === 0) throw invalidArgument('SAVE_NO_IMAGES', '"save" requires at least 1 argument.');
+    const items: { image: ImageRecord; refs: ImageRef[] }[] = [];
+    for (const n of names) {
+      const { image, ref } = this.images.resolve(n);
+      const existing = items.find((i) => i.image.id === image.id);
+      const refs = ref && !ref.digest ? [ref] : [];
+      if (existing) existing.refs.push(...refs);
+      else items.push({ image, refs });
+    }
+    await saveImages(this.images, items, out, { format: opts.format ?? 'docker-archive', signal: opts.signal });
+  }
+
+  listImages(opts: { all?: boolean; filters?: { reference?: string[]; dangling?: boolean } } = {}): ImageSummary[] {
+    const out: ImageSummary[] = [];
+    const imgs = this.images.list();
+    const parents = new Set(imgs.map((i) => i.parent).filter(Boolean));
+    for (const image of imgs) {
+      const dangling = image.tags.length === 0;
+      // like Docker: without -a, hide untagged intermediate images (parents of others)
+      if (!opts.all && dangling && parents.has(image.id)) continue;
+      if (opts.filters?.dangling !== undefined && opts.filters.dangling !== dangling) continue;
+      const digests = image.repoDigests;
+      if (image.tags.length === 0) {
+        if (opts.filters?.reference?.length) continue;
+        out.push({ id: image.id, repository: '<none>', tag: '<none>', digest: digests[0]?.digest ?? '<none>', created: image.created, size: image.size, image });
+        continue;
+      }
+      for (const t of image.tags) {
+        const r = parseReference(t);
+        if (opts.filters?.reference?.length && !opts.filters.reference.some((p) => matchReferenceFilter(p, r))) continue;
+        const d = digests.find((x) => x.repo === r.name)?.digest ?? '<none>';
+        out.push({ id: image.id, repository: r.familiarName, tag: r.tag ?? '<none>', digest: d, created: image.created, size: image.size, image });
+      }
+    }
+    return out;
+  }
+
+  async inspectImage(name: string): Promise<Record<string, unknown>> {
+    const img = this.resolveImage(name);
+    const cfg = await this.images.config(img.id);
+    const last = (this.db.prepare('SELECT MAX(created) AS t FROM tags WHERE image_id = ?').get(img.id) as { t: string | null }).t;
+    return inspectImage(this.images, this.snapshots, img, cfg, { parent: img.parent ?? '', ...(last ? { lastTagTime: last } : {}) });
+  }
+
+  async imageConfig(name: string): Promise<ImageConfig> {
+    return this.images.config(this.resolveImage(name).id);
+  }
+
+  async history(name: string): Promise<HistoryRow[]> {
+    const img = this.resolveImage(name);
+    return imageHistory(this.images, img, await this.images.config(img.id));
+  }
+
+  tag(source: string, target: string): void {
+    const img = this.resolveImage(source);
+    this.images.tag(img.id, parseRepositoryTag(target));
+  }
+
+  /** Hook filled by the container layer: which container uses an image. */
+  imageUsage: ImageUsage = {
+    container: () => undefined,
+  };
+
+  private usage(): ImageUsage {
+    return {
+      container: (id) => this.imageUsage.container(id),
+      beforeDelete: async (img) => {
+        await this.imageMounts.unmount(img, true);
+        await this.imageUsage.beforeDelete?.(img);
+      },
+    };
+  }
+
+  async removeImage(name: string, opts: { force?: boolean; noPrune?: boolean } = {}): Promise<RemoveEvent[]> {
+    await this.repair();
+    return removeImage(this.images, name, this.usage(), opts);
+  }
+
+  async pruneImages(opts: { all?: boolean } = {}): Promise<{ events: RemoveEvent[]; reclaimed: number }> {
+    await this.repair();
+    return pruneImages(this.images, this.usage(), opts);
+  }
+
+  imagesDf(): ImagesDf {
+    return imagesDf(this.images, (id) => (this.imageUsage.container(id as Digest) ? 1 : 0));
+  }
+
+  async mountImage(name: string): Promise<string> {
+    const img = this.resolveImage(name);
+    return this.imageMounts.mount(img, (c) => this.layers.get(c)!.snapshot);
+  }
+
+  async unmountImage(name: string, opts: { force?: boolean } = {}): Promise<boolean> {
+    const img = this.resolveImage(name);
+    return this.imageMounts.unmount(img, opts.force);
+  }
+}

@@ -1,0 +1,63 @@
+/** `import`: a root file system tarball becomes a one-layer image, like `docker import`. */
+import type { Readable } from 'node:stream';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { invalidArgument } from '../errors/index.js';
+import { sha256, type Digest } from '../oci/digest.js';
+import type { ImageRef } from '../oci/reference.js';
+import type { ImageConfig } from '../oci/types.js';
+import { applyChanges } from './changes.js';
+import type { ImageStore } from './images.js';
+import type { EnsureOptions, LayerStore } from './layers.js';
+import { hostPlatform } from './platform.js';
+
+export interface ImportOptions extends EnsureOptions {
+  ref?: ImageRef;
+  changes?: string[];
+  message?: string;
+  /** How the source is named in the default comment ("-" for stdin). */
+  sourceName: string;
+  platform?: { os: string; architecture: string; variant?: string };
+}
+
+export async function importImage(images: ImageStore, layers: LayerStore, input: { path?: string; stream?: Readable }, opts: ImportOptions): Promise<{ id: Digest; tag?: string }> {
+  // validate -c before any work
+  const cfg = applyChanges({}, opts.changes ?? []);
+  if (input.path) {
+    await stat(input.path).catch((e) => {
+      throw invalidArgument('IMPORT_NO_INPUT', `open ${input.path}: no such file or directory`, { cause: e });
+    });
+  }
+  const lease = await layers.importBase(
+    {
+      where: input.path ?? 'stdin',
+      compression: 'auto',
+      open: async (signal) => (input.path ? createReadStream(input.path, { highWaterMark: 1 << 17, signal }) : input.stream!),
+    },
+    opts,
+  );
+  try {
+    const created = new Date().toISOString();
+    const comment = opts.message || `Imported from ${opts.sourceName}`;
+    const p = opts.platform ?? hostPlatform();
+    const config: ImageConfig = {
+      architecture: p.architecture,
+      ...(p.variant && p.architecture !== 'arm64' ? { variant: p.variant } : {}),
+      comment,
+      config: cfg,
+      container_config: {},
+      created,
+      docker_version: 'layerbox',
+      history: [{ created, comment }],
+      os: p.os,
+      rootfs: { type: 'layers', diff_ids: [lease.diffId] },
+    };
+    const bytes = Buffer.from(JSON.stringify(config));
+    const id = sha256(bytes);
+    await images.content.put(bytes, id);
+    images.add(id, config, lease.chainIds, { tags: opts.ref ? [opts.ref] : [] });
+    return { id, ...(opts.ref ? { tag: opts.ref.familiarString() } : {}) };
+  } finally {
+    lease.release();
+  }
+}

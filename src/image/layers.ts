@@ -1,0 +1,473 @@
+/**
+ * The layer store: read-only layers keyed by chainID, each unpacked once into its own
+ * snapshot and shared by every image that has it. `ensure` makes a whole chain present:
+ * layers already there are skipped ("Already exists"), missing ones are unpacked — in
+ * parallel when the snapshotter allows it — and committed bottom-up. Per-chainID locks
+ * make two processes that need the same layer unpack it once; the locks are held until
+ * the caller has recorded the image, so a concurrent garbage collection cannot take a
+ * layer away in between.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { EngineError, dataLoss, internal, throwIfAborted } from '../errors/index.js';
+import { chainIds, digestHex, type Digest } from '../oci/digest.js';
+import { sniffCompression, type Compression } from '../oci/mediatypes.js';
+import type { DB } from '../metadata/db.js';
+import { now } from '../metadata/db.js';
+import type { ContentStore } from '../content/store.js';
+import type { Snapshotter } from '../snapshot/snapshotter.js';
+import { dirUsage } from '../snapshot/snapshotter.js';
+import { acquireLock, tryLock, type Lock } from '../sys/lock.js';
+import { unpackLayer, type UnpackResult } from '../archive/unpack.js';
+import { regenerateTar } from '../archive/tarsplit.js';
+import { decompressor } from '../archive/compress.js';
+import { createHash } from 'node:crypto';
+import { Readable as ReadableStream } from 'node:stream';
+
+export interface LayerRecord {
+  chainId: Digest;
+  diffId: Digest;
+  parent: Digest | undefined;
+  snapshot: string;
+  size: number;
+  tarSize: number;
+  tarsplit: Digest | undefined;
+  blob: Digest | undefined;
+  created: string;
+}
+
+interface LayerRow {
+  chain_id: string;
+  diff_id: string;
+  parent: string | null;
+  snapshot: string;
+  size: number;
+  tar_size: number;
+  tarsplit: string | null;
+  blob: string | null;
+  created: string;
+}
+
+const toRecord = (r: LayerRow): LayerRecord => ({
+  chainId: r.chain_id as Digest,
+  diffId: r.diff_id as Digest,
+  parent: (r.parent ?? undefined) as Digest | undefined,
+  snapshot: r.snapshot,
+  size: r.size,
+  tarSize: r.tar_size,
+  tarsplit: (r.tarsplit ?? undefined) as Digest | undefined,
+  blob: (r.blob ?? undefined) as Digest | undefined,
+  created: r.created,
+});
+
+/** Where the bytes of a layer come from (a file range, a registry stream, …). */
+export interface LayerSource {
+  /** Opens the blob as given (possibly compressed). May be called again to retry or to keep a copy. */
+  open(signal?: AbortSignal): Promise<AsyncIterable<Buffer> | Readable>;
+  compression: Compression | 'auto';
+  /** Digest/size of the blob as given, when known (manifest descriptor). */
+  digest?: Digest;
+  size?: number;
+  mediaType?: string;
+  /** For error messages: where the layer comes from. */
+  where: string;
+  /** After a successful unpack: remember which compressed blob holds this diffID. */
+  onUnpacked?(r: UnpackResult): void;
+}
+
+export type LayerEvent =
+  | { type: 'exists'; index: number; diffId: Digest; digest?: Digest }
+  | { type: 'waiting'; index: number; diffId: Digest }
+  | { type: 'start'; index: number; diffId: Digest; digest?: Digest; total?: number }
+  | { type: 'progress'; index: number; diffId: Digest; current: number; total?: number; out: number }
+  | { type: 'done'; index: number; diffId: Digest; digest: Digest; size: number };
+
+export interface EnsureOptions {
+  concurrency?: number;
+  maxLayerBytes?: number;
+  onEvent?: (e: LayerEvent) => void;
+  warn?: (msg: string) => void;
+  signal?: AbortSignal;
+}
+
+/** Held layer locks; release after the image that uses them is recorded. */
+export interface ChainLease {
+  chainIds: Digest[];
+  release(): void;
+}
+
+export class LayerStore {
+  private readonly lockDir: string;
+  private readonly tmpDir: string;
+
+  constructor(
+    private readonly db: DB,
+    private readonly content: ContentStore,
+    readonly snapshots: Snapshotter,
+    root: string,
+  ) {
+    this.lockDir = join(root, 'locks');
+    this.tmpDir = join(root, 'tmp');
+    mkdirSync(this.lockDir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.tmpDir, { recursive: true, mode: 0o700 });
+  }
+
+  get(chainId: string): LayerRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM layers WHERE chain_id = ?').get(chainId) as LayerRow | undefined;
+    return r ? toRecord(r) : undefined;
+  }
+
+  all(): LayerRecord[] {
+    return (this.db.prepare('SELECT * FROM layers').all() as LayerRow[]).map(toRecord);
+  }
+
+  private lockPath(chainId: Digest): string {
+    return join(this.lockDir, `layer-${digestHex(chainId)}.lock`);
+  }
+
+  /**
+   * Makes every layer of a chain present. `sources(i)` gives the source of layer i (only
+   * called for layers that must be unpacked). Returns the chain IDs and a lease that keeps
+   * them from being collected until released.
+   */
+  async ensure(diffIds: Digest[], sources: (i: number) => LayerSource, opts: EnsureOptions = {}): Promise<ChainLease> {
+    const chain = chainIds(diffIds);
+    const locks: Lock[] = [];
+    const release = () => {
+      for (const l of locks.splice(0)) l.release();
+    };
+    try {
+      // Present layers: lock them (no collection under our feet) and report them.
+      const missing: number[] = [];
+      for (let i = 0; i < chain.length; i++) {
+        if (this.get(chain[i]!)) {
+          const l = await acquireLock(this.lockPath(chain[i]!), { signal: opts.signal, what: `layer ${chain[i]}` });
+          locks.push(l);
+          if (this.get(chain[i]!)) {
+            opts.onEvent?.({ type: 'exists', index: i, diffId: diffIds[i]! });
+            continue;
+          }
+          l.release();
+          locks.pop();
+        }
+        missing.push(i);
+      }
+      if (missing.length === 0) return { chainIds: chain, release };
+
+      if (this.snapshots.independentLayers) {
+        await this.unpackParallel(diffIds, chain, missing, sources, opts, locks);
+      } else {
+        for (const i of missing) {
+          throwIfAborted(opts.signal);
+          await this.unpackOne(i, diffIds, chain, sources, opts, locks);
+        }
+      }
+      return { chainIds: chain, release };
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
+  private async unpackParallel(diffIds: Digest[], chain: Digest[], missing: number[], sources: (i: number) => LayerSource, opts: EnsureOptions, locks: Lock[]): Promise<void> {
+    const limit = Math.max(1, opts.concurrency ?? 3);
+    // committed[i] resolves when layer i is committed (or was present)
+    const committed = new Map<number, { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void }>();
+    for (const i of missing) {
+      let resolve!: () => void;
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      promise.catch(() => {});
+      committed.set(i, { promise, resolve, reject });
+    }
+    const ac = new AbortController();
+    const signal = opts.signal ? AbortSignal.any([opts.signal, ac.signal]) : ac.signal;
+    let next = 0;
+    let firstError: unknown;
+    const worker = async () => {
+      while (next < missing.length) {
+        const i = missing[next++]!;
+        const slot = committed.get(i)!;
+        try {
+          const prepared = await this.unpackIndependent(i, diffIds, chain, sources, { ...opts, signal }, locks);
+          // commit bottom-up: wait for the parent's commit first
+          if (i > 0 && committed.has(i - 1)) await committed.get(i - 1)!.promise;
+          prepared();
+          slot.resolve();
+        } catch (e) {
+          firstError ??= e;
+          ac.abort(e);
+          slot.reject(e);
+          for (const s of committed.values()) s.reject(e);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(limit, missing.length) }, worker));
+    if (firstError) throw firstError;
+  }
+
+  /**
+   * Unpacks layer i into a fresh temporary snapshot (no parent needed) and returns a
+   * function that commits it under its chainID once the parent is committed.
+   */
+  private async unpackIndependent(i: number, diffIds: Digest[], chain: Digest[], sources: (i: number) => LayerSource, opts: EnsureOptions, locks: Lock[]): Promise<() => void> {
+    const chainId = chain[i]!;
+    const lock = await this.lockLayer(i, diffIds, chainId, opts);
+    locks.push(lock);
+    if (this.get(chainId)) {
+      opts.onEvent?.({ type: 'exists', index: i, diffId: diffIds[i]! });
+      return () => {};
+    }
+    const key = `extract-${digestHex(chainId).slice(0, 16)}-${randomBytes(4).toString('hex')}`;
+    const dir = await this.snapshots.prepare(key, undefined, { temporary: true });
+    try {
+      const rec = await this.unpackInto(i, diffIds, dir, key, sources(i), opts, 'overlay', true);
+      return () => this.record(chainId, i > 0 ? chain[i - 1]! : undefined, key, rec);
+    } catch (e) {
+      await this.snapshots.remove(key).catch(() => {});
+      throw e;
+    }
+  }
+
+  private async unpackOne(i: number, diffIds: Digest[], chain: Digest[], sources: (i: number) => LayerSource, opts: EnsureOptions, locks: Lock[]): Promise<void> {
+    const chainId = chain[i]!;
+    const lock = await this.lockLayer(i, diffIds, chainId, opts);
+    locks.push(lock);
+    if (this.get(chainId)) {
+      opts.onEvent?.({ type: 'exists', index: i, diffId: diffIds[i]! });
+      return;
+    }
+    const parent = i > 0 ? chain[i - 1]! : undefined;
+    const key = `extract-${digestHex(chainId).slice(0, 16)}-${randomBytes(4).toString('hex')}`;
+    const dir = await this.snapshots.prepare(key, parent, { temporary: true });
+    try {
+      const rec = await this.unpackInto(i, diffIds, dir, key, sources(i), opts, 'delete', parent === undefined);
+      // a copy of the parent holds the parent's files too: measure what is really there
+      rec.size = dirUsage(dir).size;
+      this.record(chainId, parent, key, rec);
+    } catch (e) {
+      await this.snapshots.remove(key).catch(() => {});
+      throw e;
+    }
+  }
+
+  private async lockLayer(i: number, diffIds: Digest[], chainId: Digest, opts: EnsureOptions): Promise<Lock> {
+    const path = this.lockPath(chainId);
+    const quick = tryLock(path);
+    if (quick) return quick;
+    // another process is unpacking this very layer: wait for it, then reuse its work
+    opts.onEvent?.({ type: 'waiting', index: i, diffId: diffIds[i]! });
+    return acquireLock(path, { signal: opts.signal, what: `layer ${chainId}` });
+  }
+
+  private async unpackInto(
+    i: number,
+    diffIds: Digest[],
+    dir: string,
+    key: string,
+    src: LayerSource,
+    opts: EnsureOptions,
+    whiteouts: 'overlay' | 'delete',
+    fresh: boolean,
+  ): Promise<Omit<LayerRecord, 'chainId' | 'parent' | 'snapshot' | 'created'>> {
+    const diffId = diffIds[i]!;
+    opts.onEvent?.({ type: 'start', index: i, diffId, ...(src.digest ? { digest: src.digest } : {}), ...(src.size !== undefined ? { total: src.size } : {}) });
+    const tarsplitPath = join(this.tmpDir, `${key}.tarsplit`);
+    const r = await unpackLayer({
+      source: await src.open(opts.signal),
+      compression: src.compression,
+      expected: { ...(src.digest ? { digest: src.digest } : {}), ...(src.size !== undefined ? { size: src.size } : {}) },
+      expectedDiffId: diffId,
+      target: dir,
+      whiteouts,
+      fresh,
+      tarsplitPath,
+      maxBytes: opts.maxLayerBytes,
+      where: src.where,
+      warn: opts.warn,
+      signal: opts.signal,
+      onProgress: (p) => opts.onEvent?.({ type: 'progress', index: i, diffId, current: p.in, out: p.out, ...(src.size !== undefined ? { total: src.size } : {}) }),
+    });
+    let tarsplit: Digest | undefined;
+    let blob: Digest | undefined;
+    if (r.tarsplit?.reproducible) {
+      await this.content.adopt(tarsplitPath, r.tarsplit.digest, r.tarsplit.size);
+      tarsplit = r.tarsplit.digest;
+    } else {
+      // The tar cannot be rebuilt from the files (duplicate entries, …): keep the blob itself.
+      const { rm } = await import('node:fs/promises');
+      await rm(tarsplitPath, { force: true });
+      blob = await this.keepBlob(src, r, opts.signal);
+      opts.warn?.(`layer ${diffId} cannot be rebuilt from its files (duplicate or replaced entries); keeping its ${r.size}-byte blob`);
+    }
+    src.onUnpacked?.(r);
+    opts.onEvent?.({ type: 'done', index: i, diffId, digest: r.digest, size: r.size });
+    return { diffId, size: r.stats.bytes, tarSize: r.tarSize, tarsplit, blob };
+  }
+
+  private async keepBlob(src: LayerSource, r: UnpackResult, signal?: AbortSignal): Promise<Digest> {
+    const w = await this.content.writer(`blob-${r.digest}`, { expected: { digest: r.digest, size: r.size }, wait: true, signal });
+    try {
+      const s = await src.open(signal);
+      for await (const c of s as AsyncIterable<Buffer>) await w.write(c);
+      return (await w.commit()).digest;
+    } catch (e) {
+      await w.abort();
+      throw e;
+    }
+  }
+
+  private record(chainId: Digest, parent: Digest | undefined, key: string, rec: Omit<LayerRecord, 'chainId' | 'parent' | 'snapshot' | 'created'>): void {
+    // snapshot commit and layer row: the snapshot is renamed to the chainID first; if the
+    // process dies before the row is written, the committed snapshot without a layer row
+    // is collected by the next sweep.
+    this.snapshots.commit(chainId, key, parent ? { parent } : {});
+    this.db
+      .prepare('INSERT INTO layers (chain_id, diff_id, parent, snapshot, size, tar_size, tarsplit, blob, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(chainId, rec.diffId, parent ?? null, chainId, rec.size, rec.tarSize, rec.tarsplit ?? null, rec.blob ?? null, now());
+  }
+
+  /**
+   * Unpacks a base layer whose diffID is not known in advance (`import`): into a temporary
+   * snapshot first, then committed under its chainID — or dropped when that layer exists.
+   */
+  async importBase(src: LayerSource, opts: EnsureOptions = {}): Promise<ChainLease & { diffId: Digest }> {
+    const key = `import-${randomBytes(8).toString('hex')}`;
+    const fresh = this.snapshots.independentLayers;
+    const dir = await this.snapshots.prepare(key, undefined, { temporary: true });
+    const tarsplitPath = join(this.tmpDir, `${key}.tarsplit`);
+    let lock: Lock | undefined;
+    try {
+      const r = await unpackLayer({
+        source: await src.open(opts.signal),
+        compression: src.compression,
+        target: dir,
+        whiteouts: fresh ? 'overlay' : 'delete',
+        fresh: true,
+        tarsplitPath,
+        maxBytes: opts.maxLayerBytes,
+        where: src.where,
+        warn: opts.warn,
+        signal: opts.signal,
+        onProgress: (p) => opts.onEvent?.({ type: 'progress', index: 0, diffId: '' as Digest, current: p.in, out: p.out }),
+      });
+      const chainId = r.diffId;
+      lock = await acquireLock(this.lockPath(chainId), { signal: opts.signal, what: `layer ${chainId}` });
+      if (this.get(chainId)) {
+        await this.snapshots.remove(key);
+        const { rm } = await import('node:fs/promises');
+        await rm(tarsplitPath, { force: true });
+      } else {
+        let tarsplit: Digest | undefined;
+        let blob: Digest | undefined;
+        if (r.tarsplit?.reproducible) {
+          await this.content.adopt(tarsplitPath, r.tarsplit.digest, r.tarsplit.size);
+          tarsplit = r.tarsplit.digest;
+        } else {
+          throw dataLoss('IMPORT_NOT_REPRODUCIBLE', 'the tarball has duplicate or replaced entries and cannot be stored as a layer', {
+            where: src.where,
+            hint: 'rebuild the tarball without duplicate entries',
+          });
+        }
+        this.record(chainId, undefined, key, { diffId: r.diffId, size: fresh ? r.stats.bytes : dirUsage(dir).size, tarSize: r.tarSize, tarsplit, blob });
+      }
+      const l = lock;
+      return { chainIds: [chainId], diffId: r.diffId, release: () => l.release() };
+    } catch (e) {
+      lock?.release();
+      if (this.snapshots.stat(key)) await this.snapshots.remove(key).catch(() => {});
+      const { rm } = await import('node:fs/promises');
+      await rm(tarsplitPath, { force: true });
+      throw e;
+    }
+  }
+
+  /** The exact uncompressed tar of a layer, verified against its diffID while it streams. */
+  async *tar(chainId: Digest, opts: { signal?: AbortSignal } = {}): AsyncGenerator<Buffer> {
+    const l = this.get(chainId);
+    if (!l) throw internal('LAYER_MISSING', `layer ${chainId} is not in the store`);
+    const h = createHash('sha256');
+    let src: AsyncIterable<Buffer>;
+    if (l.tarsplit) {
+      src = regenerateTar(this.content.path(l.tarsplit), this.snapshots.fsDir(l.snapshot), opts);
+    } else if (l.blob) {
+      const { open } = await import('node:fs/promises');
+      const fh = await open(this.content.path(l.blob), 'r');
+      const head = Buffer.alloc(4);
+      await fh.read(head, 0, 4, 0).finally(() => fh.close());
+      src = ReadableStream.from(this.content.openRead(l.blob, opts)).pipe(decompressor(sniffCompression(head)));
+    } else {
+      throw dataLoss('LAYER_NO_TAR', `layer ${l.diffId} has neither tar-split nor blob`, { hint: 'remove the image and load or pull it again' });
+    }
+    for await (const c of src) {
+      h.update(c);
+      yield c;
+    }
+    const got = 'sha256:' + h.digest('hex');
+    if (got !== l.diffId) {
+      throw dataLoss('LAYER_CORRUPT', `layer ${l.diffId} no longer matches its diffID (it hashes to ${got})`, { hint: 'the layer files were changed on disk; remove the image and load or pull it again' });
+    }
+  }
+
+  /**
+   * Removes layers from the top of a chain down while nothing uses them (no image, no
+   * child layer, no container snapshot) and no process holds their lock.
+   */
+  async release(chain: Digest[]): Promise<Digest[]> {
+    const removed: Digest[] = [];
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const c = chain[i]!;
+      const lock = tryLock(this.lockPath(c));
+      if (!lock) break;
+      try {
+        const l = this.get(c);
+        if (!l) continue;
+        const gone = this.db.transaction(() => {
+          const used = this.db.prepare('SELECT COUNT(*) AS n FROM image_layers WHERE chain_id = ?').get(c) as { n: number };
+          const children = this.db.prepare('SELECT COUNT(*) AS n FROM layers WHERE parent = ?').get(c) as { n: number };
+          const snaps = this.db.prepare("SELECT COUNT(*) AS n FROM snapshots WHERE parent = ? AND kind != 'removing'").get(l.snapshot) as { n: number };
+          if (used.n > 0 || children.n > 0 || snaps.n > 0) return false;
+          this.db.prepare('DELETE FROM layers WHERE chain_id = ?').run(c);
+          this.db.prepare('DELETE FROM blob_sources WHERE diff_id = ? AND NOT EXISTS (SELECT 1 FROM layers WHERE diff_id = ?)').run(l.diffId, l.diffId);
+          return true;
+        }).immediate();
+        if (!gone) break;
+        await this.snapshots.remove(l.snapshot);
+        if (l.tarsplit && !this.db.prepare('SELECT 1 FROM layers WHERE tarsplit = ?').get(l.tarsplit)) await this.content.delete(l.tarsplit);
+        if (l.blob && !this.db.prepare('SELECT 1 FROM layers WHERE blob = ?').get(l.blob)) await this.content.delete(l.blob);
+        removed.push(c);
+      } finally {
+        lock.release();
+      }
+    }
+    return removed;
+  }
+
+  /** Start-up repair: committed layer snapshots without a layer row (crash between the two) are removed. */
+  async sweep(): Promise<void> {
+    const rows = this.db
+      .prepare("SELECT key FROM snapshots WHERE kind = 'committed' AND key LIKE 'sha256:%' AND key NOT IN (SELECT snapshot FROM layers)")
+      .all() as { key: string }[];
+    for (const r of rows) {
+      const lock = tryLock(this.lockPath(r.key as Digest));
+      if (!lock) continue;
+      try {
+        if (!this.get(r.key)) await this.snapshots.remove(r.key).catch(() => {});
+      } finally {
+        lock.release();
+      }
+    }
+  }
+
+  /** Total apparent size of a layer's own snapshot. */
+  size(chainId: Digest): number {
+    return this.get(chainId)?.size ?? 0;
+  }
+}
+
+export class LayerMissingError extends EngineError {}
