@@ -1,0 +1,562 @@
+/**
+ * Docker-like container networking: `--network bridge|host|none`, `-p`/`-P`, and the
+ * container's /etc/hosts, /etc/hostname, /etc/resolv.conf.
+ *
+ * State lives under `<root>/network/` (all of it needed for teardown, also after a reboot):
+ *   lock                    serializes setup/teardown across processes
+ *   attachments/<id>.json   what setup did (mode, netns, address, published ports)
+ *   netns/<id>              the container's network namespace (bind mount)
+ *   cni/results/<net>-<id>-eth0   the cached CNI ADD result (libcni format)
+ *   ipam/<net>/             host-local leases
+ *
+ * Call setup() before the OCI runtime creates the container (the runtime joins the
+ * namespace at attachment.netnsPath) and teardown() once its process has exited.
+ */
+import { readFile, readdir, rm } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { conflict, internal, invalidArgument, notFound, unsupported, errnoCode, throwIfAborted, isEngineError } from '../errors/index.js';
+import { acquireLock } from '../sys/lock.js';
+import { writeFileAtomic, mkdirp } from '../sys/fsutil.js';
+import { bootId } from '../sys/proc.js';
+import { run } from '../sys/exec.js';
+import { createNetns, removeNetns, isNetns } from './netns.js';
+import {
+  addNetworkList,
+  delNetworkList,
+  checkNetworkList,
+  loopbackUp,
+  readCache,
+  removeCache,
+  validContainerId,
+  DEFAULT_PLUGIN_DIRS,
+  type CniConfList,
+  type CniResult,
+  type CniCacheEntry,
+} from './cni.js';
+import {
+  parsePortSpec,
+  withPublishAll,
+  allocatePorts,
+  toCniPortMappings,
+  formatPortLines,
+  type PortMapping,
+  type PublishedPort,
+  type HeldPort,
+  type PortProto,
+} from './ports.js';
+import {
+  buildHosts,
+  buildHostNetworkHosts,
+  buildHostname,
+  buildResolvConf,
+  hostHostname,
+  parseExtraHost,
+  writeEtcFiles,
+  type EtcFiles,
+} from './etc-files.js';
+import { sweepContainerRules, cniHostPorts, pruneSharedChains } from './iptables.js';
+import { parseCidr4, firstHost, cidrContains, cidrOverlaps, formatCidr4 } from './ipv4.js';
+
+export type NetworkMode = 'bridge' | 'host' | 'none';
+
+/** `--network` value → mode, with Docker's errors for what we do not have. */
+export function parseNetworkMode(v: string | undefined): NetworkMode {
+  if (v === undefined || v === '' || v === 'bridge' || v === 'default') return 'bridge';
+  if (v === 'host' || v === 'none') return v;
+  if (v.startsWith('container:')) {
+    throw unsupported('NETWORK_MODE_UNSUPPORTED', `network mode "${v}" is not supported`, {
+      where: v,
+      hint: 'use --network bridge, host or none',
+    });
+  }
+  throw notFound('NETWORK_NOT_FOUND', `network ${v} not found`, { where: v, hint: 'use --network bridge, host or none' });
+}
+
+export interface BridgeNetworkConfig {
+  /** CNI network name (also the host-local data subdirectory); default "layerbox" */
+  name: string;
+  /** Linux bridge device; default "layerbox0" */
+  bridge: string;
+  /** IPv4 subnet; default 10.77.0.0/16 (clear of podman's 10.88/16 and 10.89.x/24, Docker's 172.17-31, k8s' 10.96/12) */
+  subnet: string;
+  /** default: first address of the subnet */
+  gateway?: string;
+  /** default: the MTU of the host's default-route interface (1500 when there is none) */
+  mtu?: number;
+}
+
+export const DEFAULT_BRIDGE_NETWORK: BridgeNetworkConfig = { name: 'layerbox', bridge: 'layerbox0', subnet: '10.77.0.0/16' };
+
+export interface NetworkManagerOptions {
+  /** the store root; state goes to <root>/network */
+  root: string;
+  network?: Partial<BridgeNetworkConfig>;
+  pluginDirs?: string[];
+}
+
+export interface SetupRequest {
+  containerId: string;
+  /** default bridge */
+  mode?: NetworkMode;
+  /** `-p` values (or already parsed mappings) */
+  publish?: readonly (string | PortMapping)[];
+  /** `-P` */
+  publishAll?: boolean;
+  /** the image's ExposedPorts keys plus `--expose` values ("80/tcp") */
+  exposedPorts?: readonly string[];
+  /** default: the first 12 characters of the id (host network: the host's name) */
+  hostname?: string;
+  domainname?: string;
+  /** `--add-host name:ip` values (`host-gateway` = the bridge gateway) */
+  extraHosts?: readonly string[];
+  dns?: readonly string[];
+  dnsSearch?: readonly string[];
+  dnsOptions?: readonly string[];
+  /** where to write hosts, hostname, resolv.conf (e.g. containers/<id>/); omitted: not written */
+  etcDir?: string;
+}
+
+export interface NetworkAttachment {
+  containerId: string;
+  mode: NetworkMode;
+  state: 'setting-up' | 'ready';
+  /** the namespace the runtime must join (bridge, none); absent for host */
+  netnsPath?: string;
+  networkName?: string;
+  bridge?: string;
+  ifName?: string;
+  ipAddress?: string;
+  ipPrefixLen?: number;
+  gateway?: string;
+  macAddress?: string;
+  hostVeth?: string;
+  ports: PublishedPort[];
+  hostname: string;
+  etcFiles?: EtcFiles;
+  warnings: string[];
+  createdAt: string;
+  bootId: string;
+}
+
+const IFNAME = 'eth0';
+
+export class NetworkManager {
+  readonly stateDir: string;
+  readonly net: BridgeNetworkConfig;
+  readonly pluginDirs: string[];
+  private mtu: number | undefined;
+
+  constructor(opts: NetworkManagerOptions) {
+    this.stateDir = join(opts.root, 'network');
+    this.net = { ...DEFAULT_BRIDGE_NETWORK, ...opts.network };
+    this.pluginDirs = opts.pluginDirs ?? DEFAULT_PLUGIN_DIRS;
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/.test(this.net.bridge)) {
+      throw invalidArgument('INVALID_BRIDGE_NAME', `invalid bridge name "${this.net.bridge}"`, {
+        where: this.net.bridge,
+        hint: 'at most 15 characters: letters, digits, _ . -',
+      });
+    }
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(this.net.name)) {
+      throw invalidArgument('INVALID_NETWORK_NAME', `invalid network name "${this.net.name}"`, { where: this.net.name });
+    }
+    const c = parseCidr4(this.net.subnet);
+    if (c.prefix > 30) throw invalidArgument('INVALID_SUBNET', `subnet ${this.net.subnet} is too small`, { where: this.net.subnet });
+    this.net.subnet = formatCidr4(c);
+    this.net.gateway ??= firstHost(c);
+    if (!cidrContains(c, this.net.gateway)) {
+      throw invalidArgument('INVALID_GATEWAY', `gateway ${this.net.gateway} is not in subnet ${this.net.subnet}`, { where: this.net.gateway });
+    }
+  }
+
+  // ------------------------------------------------------------------ paths
+
+  netnsPath(id: string): string {
+    return join(this.stateDir, 'netns', id);
+  }
+  get cacheDir(): string {
+    return join(this.stateDir, 'cni');
+  }
+  /** host-local's dataDir; leases are files under ipamDir/<network name>/ */
+  get ipamDir(): string {
+    return join(this.stateDir, 'ipam');
+  }
+  private attachmentPath(id: string): string {
+    return join(this.stateDir, 'attachments', `${id}.json`);
+  }
+
+  /** The conflist of the bridge network: bridge + host-local, portmap, firewall. */
+  async confList(): Promise<CniConfList> {
+    const mtu = this.net.mtu ?? (this.mtu ??= await defaultRouteMtu());
+    return {
+      cniVersion: '1.0.0',
+      name: this.net.name,
+      plugins: [
+        {
+          type: 'bridge',
+          bridge: this.net.bridge,
+          isGateway: true,
+          ipMasq: true,
+          hairpinMode: true,
+          mtu,
+          ipam: {
+            type: 'host-local',
+            dataDir: this.ipamDir,
+            ranges: [[{ subnet: this.net.subnet, gateway: this.net.gateway }]],
+            routes: [{ dst: '0.0.0.0/0' }],
+          },
+        },
+        { type: 'portmap', snat: true, capabilities: { portMappings: true } },
+        { type: 'firewall', backend: 'iptables' },
+      ],
+    };
+  }
+
+  // ------------------------------------------------------------------ public API
+
+  /**
+   * Gives a container its network. bridge: a netns with lo and eth0 on the bridge, NAT
+   * outbound, published ports; none: a netns with only lo up; host: nothing to create.
+   * Writes the etc files when etcDir is given. Idempotent per container: an earlier
+   * attachment of the same id is torn down first. On failure nothing is left behind.
+   */
+  async setup(req: SetupRequest, opts: { signal?: AbortSignal } = {}): Promise<NetworkAttachment> {
+    const id = req.containerId;
+    if (!validContainerId(id)) {
+      throw invalidArgument('INVALID_CONTAINER_ID', `invalid container id "${id}"`, { where: id, hint: 'letters, digits, _ . - only' });
+    }
+    const mode = req.mode ?? 'bridge';
+    // Parse everything before touching the host.
+    let mappings: PortMapping[] = (req.publish ?? []).flatMap((p) => (typeof p === 'string' ? parsePortSpec(p) : [p]));
+    if (req.publishAll) mappings = withPublishAll(mappings, req.exposedPorts ?? []);
+    const extraHosts = (req.extraHosts ?? []).map(parseExtraHost);
+    const warnings: string[] = [];
+    if (mode !== 'bridge' && mappings.length > 0) {
+      warnings.push(`Published ports are discarded when using ${mode} network mode`);
+      mappings = [];
+    }
+    await mkdirp(this.stateDir, 0o700);
+    const lock = await acquireLock(join(this.stateDir, 'lock'), { signal: opts.signal, timeoutMs: 120_000, what: 'container networking' });
+    try {
+      const leftover =
+        (await this.readAttachment(id).catch(() => true)) ||
+        (await readCache(this.cacheDir, this.net.name, id, IFNAME).catch(() => true)) ||
+        existsSync(this.netnsPath(id));
+      if (leftover) {
+        await this.teardownLocked(id, opts);
+      }
+      const att: NetworkAttachment = {
+        containerId: id,
+        mode,
+        state: 'setting-up',
+        ports: [],
+        hostname: req.hostname ?? (mode === 'host' ? hostHostname() : id.slice(0, 12)),
+        warnings,
+        createdAt: new Date().toISOString(),
+        bootId: bootId(),
+      };
+      if (mode !== 'host') att.netnsPath = this.netnsPath(id);
+      if (mode === 'bridge') {
+        await this.checkSubnetFree(opts.signal);
+        att.ports = await allocatePorts(mappings, await this.heldPorts(id), opts);
+        att.networkName = this.net.name;
+        att.bridge = this.net.bridge;
+        att.ifName = IFNAME;
+      }
+      // Recorded before anything is created: a crash from here on leaves what teardown needs.
+      await this.writeAttachment(att);
+      try {
+        if (att.netnsPath) {
+          await createNetns(att.netnsPath, opts);
+          await loopbackUp(att.netnsPath, id, { pluginDirs: this.pluginDirs, signal: opts.signal });
+        }
+        if (mode === 'bridge') {
+          const result = await addNetworkList(
+            await this.confList(),
+            { containerId: id, netns: att.netnsPath!, ifName: IFNAME, capabilityArgs: { portMappings: toCniPortMappings(att.ports) } },
+            { cacheDir: this.cacheDir, pluginDirs: this.pluginDirs, signal: opts.signal },
+          );
+          Object.assign(att, describeResult(result, att.netnsPath!));
+        }
+        if (req.etcDir) att.etcFiles = await writeEtcFiles(req.etcDir, await this.etcContent(att, req, extraHosts));
+        att.state = 'ready';
+        await this.writeAttachment(att);
+        return att;
+      } catch (e) {
+        await this.teardownLocked(id, {}).catch(() => {});
+        throw e;
+      }
+    } finally {
+      lock.release();
+    }
+  }
+
+  /**
+   * Undoes setup: CNI DEL (with the cached result; works when the netns is already gone,
+   * e.g. after a reboot), a sweep of any iptables rule left for the container, the netns,
+   * the port reservations and the record. Idempotent; a container never set up is fine.
+   */
+  async teardown(containerId: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    if (!validContainerId(containerId)) {
+      throw invalidArgument('INVALID_CONTAINER_ID', `invalid container id "${containerId}"`, { where: containerId });
+    }
+    await mkdirp(this.stateDir, 0o700);
+    const lock = await acquireLock(join(this.stateDir, 'lock'), { signal: opts.signal, timeoutMs: 120_000, what: 'container networking' });
+    try {
+      await this.teardownLocked(containerId, opts);
+    } finally {
+      lock.release();
+    }
+  }
+
+  async inspect(containerId: string): Promise<NetworkAttachment | undefined> {
+    return this.readAttachment(containerId);
+  }
+
+  /** Every container this store has networking state for (for cleanup after a reboot or crash). */
+  async list(): Promise<NetworkAttachment[]> {
+    let names: string[];
+    try {
+      names = await readdir(join(this.stateDir, 'attachments'));
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return [];
+      throw e;
+    }
+    const out: NetworkAttachment[] = [];
+    for (const n of names) {
+      if (!n.endsWith('.json') || n.startsWith('.')) continue;
+      const id = n.slice(0, -5);
+      let a: NetworkAttachment | undefined;
+      try {
+        a = await this.readAttachment(id);
+      } catch (e) {
+        if (!isEngineError(e) || e.code !== 'ATTACHMENT_CORRUPT') throw e;
+        // unreadable record: listed so that it gets torn down (teardown needs only the id)
+        a = { containerId: id, mode: 'bridge', state: 'setting-up', ports: [], hostname: id.slice(0, 12), warnings: [], createdAt: '', bootId: '' };
+      }
+      if (a) out.push(a);
+    }
+    return out;
+  }
+
+  /** `docker port` output for a container. */
+  async portLines(containerId: string, filter?: string): Promise<string[]> {
+    const a = await this.readAttachment(containerId);
+    if (!a) throw notFound('NO_SUCH_CONTAINER_NETWORK', `container ${containerId} has no network attached`, { where: containerId });
+    return formatPortLines(a.ports, filter);
+  }
+
+  /** CNI CHECK of a bridge attachment (is the interface, address, route, rule still there?). */
+  async check(containerId: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const a = await this.readAttachment(containerId);
+    if (!a || a.mode !== 'bridge' || !a.netnsPath) return;
+    if (!(await isNetns(a.netnsPath))) {
+      throw notFound('NETNS_GONE', `the network namespace of container ${containerId} is gone`, { where: a.netnsPath });
+    }
+    await checkNetworkList(
+      await this.confList(),
+      { containerId, netns: a.netnsPath, ifName: IFNAME },
+      { cacheDir: this.cacheDir, pluginDirs: this.pluginDirs, signal: opts.signal },
+    );
+  }
+
+  /**
+   * When no container of this store is attached: deletes the bridge and the CNI chains
+   * the plugins share if nothing else uses them (Docker keeps docker0; this is for
+   * `system reset`-like cleanups and tests).
+   */
+  async prune(opts: { signal?: AbortSignal } = {}): Promise<boolean> {
+    await mkdirp(this.stateDir, 0o700);
+    const lock = await acquireLock(join(this.stateDir, 'lock'), { signal: opts.signal, timeoutMs: 120_000, what: 'container networking' });
+    try {
+      if ((await this.list()).length > 0) return false;
+      if (existsSync(`/sys/class/net/${this.net.bridge}`)) {
+        const ports = await run('ip', ['-o', 'link', 'show', 'master', this.net.bridge], { allowFailure: true });
+        if (ports.stdout.trim() !== '') return false; // someone else's container is on it
+        await run('ip', ['link', 'del', this.net.bridge], { allowFailure: true });
+      }
+      await pruneSharedChains();
+      await rm(join(this.ipamDir, this.net.name), { recursive: true, force: true });
+      return true;
+    } finally {
+      lock.release();
+    }
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private async teardownLocked(id: string, opts: { signal?: AbortSignal }): Promise<void> {
+    throwIfAborted(opts.signal);
+    let att: NetworkAttachment | undefined;
+    try {
+      att = await this.readAttachment(id);
+    } catch (e) {
+      if (!isEngineError(e) || e.code !== 'ATTACHMENT_CORRUPT') throw e;
+    }
+    // the network the container was attached to, even if this manager's config changed since
+    const netName = att?.networkName ?? this.net.name;
+    const netns = att?.netnsPath ?? this.netnsPath(id);
+    const live = await isNetns(netns);
+    let err: unknown;
+    let cached: CniCacheEntry | undefined;
+    try {
+      cached = await readCache(this.cacheDir, netName, id, IFNAME);
+    } catch (e) {
+      // unreadable: DEL cannot be run with it; the sweep and the lease scan below clean up instead
+      if (!isEngineError(e, 'data-loss')) throw e;
+      await removeCache(this.cacheDir, netName, id, IFNAME);
+    }
+    if (cached || att?.mode === 'bridge') {
+      try {
+        await delNetworkList(
+          { ...(await this.confList()), name: netName },
+          { containerId: id, netns: live ? netns : '', ifName: IFNAME },
+          { cacheDir: this.cacheDir, pluginDirs: this.pluginDirs },
+        );
+      } catch (e) {
+        err = e;
+      }
+      // Safety net: what a DEL could not remove (masquerade rules when the netns was gone).
+      const ips = (cached?.result?.ips ?? []).map((i) => i.address);
+      if (att?.ipAddress) ips.push(att.ipAddress);
+      await sweepContainerRules(netName, id, ips);
+      if (!err) await this.releaseLeases(netName, id);
+    }
+    await removeNetns(netns);
+    if (err) throw err; // the record stays for a retry
+    await rm(this.attachmentPath(id), { force: true });
+  }
+
+  /**
+   * host-local lease files (`<ip>` containing `<container id>\r\n<ifname>`) still naming the
+   * container after DEL: only when a DEL ran without its cache. Runs under our lock, which
+   * every host-local call on this data dir also holds.
+   */
+  private async releaseLeases(netName: string, id: string): Promise<void> {
+    const dir = join(this.ipamDir, netName);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return;
+      throw e;
+    }
+    for (const n of names) {
+      if (!/^[0-9a-f.:]+$/i.test(n)) continue;
+      const owner = await readFile(join(dir, n), 'utf8').catch(() => '');
+      if (owner.split(/\r?\n/)[0]?.trim() === id) await rm(join(dir, n), { force: true });
+    }
+  }
+
+  /** Ports held by our other containers and by any CNI port mapping on this host. */
+  private async heldPorts(exceptId: string): Promise<HeldPort[]> {
+    const held: HeldPort[] = [];
+    for (const a of await this.list()) {
+      if (a.containerId === exceptId) continue;
+      for (const p of a.ports) held.push({ ...p, owner: `container ${a.containerId.slice(0, 12)}` });
+    }
+    for (const p of await cniHostPorts()) {
+      held.push({ proto: p.proto as PortProto, hostIP: '', hostPort: p.hostPort, owner: p.owner });
+    }
+    return held;
+  }
+
+  /** Before the bridge exists: refuse a subnet that a host route already covers. */
+  private async checkSubnetFree(signal?: AbortSignal): Promise<void> {
+    if (existsSync(`/sys/class/net/${this.net.bridge}`)) return;
+    const r = await run('ip', ['-j', '-4', 'route', 'show', 'table', 'all'], { allowFailure: true, signal });
+    if (r.code !== 0) return;
+    let routes: { dst?: string; dev?: string; type?: string }[] = [];
+    try {
+      routes = JSON.parse(r.stdout) as typeof routes;
+    } catch {
+      return;
+    }
+    const mine = parseCidr4(this.net.subnet);
+    for (const rt of routes) {
+      if (!rt.dst || rt.dst === 'default' || rt.dev === this.net.bridge) continue;
+      if (rt.type && rt.type !== 'unicast') continue;
+      let c;
+      try {
+        c = parseCidr4(rt.dst);
+      } catch {
+        continue;
+      }
+      if (c.prefix === 0) continue;
+      if (cidrOverlaps(c, mine)) {
+        throw conflict('SUBNET_IN_USE', `subnet ${this.net.subnet} of network ${this.net.name} overlaps the host route ${rt.dst} on ${rt.dev}`, {
+          where: this.net.subnet,
+          hint: 'configure another subnet for the layerbox bridge network',
+        });
+      }
+    }
+  }
+
+  private async etcContent(att: NetworkAttachment, req: SetupRequest, extraHosts: ReturnType<typeof parseExtraHost>[]): Promise<EtcFiles> {
+    const dnsOpts = { dns: req.dns, dnsSearch: req.dnsSearch, dnsOptions: req.dnsOptions };
+    if (att.mode === 'host') {
+      return {
+        hosts: await buildHostNetworkHosts(extraHosts),
+        hostname: buildHostname(att.hostname),
+        resolvConf: await buildResolvConf({ ...dnsOpts, hostNetwork: true }),
+      };
+    }
+    return {
+      hosts: buildHosts({ hostname: att.hostname, domainname: req.domainname, ip: att.ipAddress, extraHosts, gateway: att.gateway }),
+      hostname: buildHostname(att.hostname),
+      resolvConf: await buildResolvConf(dnsOpts),
+    };
+  }
+
+  private async readAttachment(id: string): Promise<NetworkAttachment | undefined> {
+    const p = this.attachmentPath(id);
+    try {
+      return JSON.parse(await readFile(p, 'utf8')) as NetworkAttachment;
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return undefined;
+      if (e instanceof SyntaxError) {
+        throw internal('ATTACHMENT_CORRUPT', `the network record of container ${id} is unreadable`, { where: p, cause: e });
+      }
+      throw e;
+    }
+  }
+
+  private async writeAttachment(a: NetworkAttachment): Promise<void> {
+    await mkdirp(join(this.stateDir, 'attachments'), 0o700);
+    await writeFileAtomic(this.attachmentPath(a.containerId), JSON.stringify(a, null, 2), 0o600);
+  }
+}
+
+/** Address, gateway, MAC and host veth from a bridge ADD result. */
+export function describeResult(r: CniResult, netns: string): Partial<NetworkAttachment> {
+  const ifs = r.interfaces ?? [];
+  const ip = (r.ips ?? []).find((i) => !i.address.includes(':')) ?? r.ips?.[0];
+  const out: Partial<NetworkAttachment> = {};
+  if (ip) {
+    const [addr, len] = ip.address.split('/');
+    out.ipAddress = addr;
+    out.ipPrefixLen = Number(len);
+    if (ip.gateway) out.gateway = ip.gateway;
+    const iface = ip.interface !== undefined ? ifs[ip.interface] : ifs.find((i) => i.sandbox === netns);
+    if (iface?.mac) out.macAddress = iface.mac;
+  }
+  const host = ifs.find((i) => !i.sandbox && i.name.startsWith('veth'));
+  if (host) out.hostVeth = host.name;
+  return out;
+}
+
+/** MTU of the interface the default route uses (containers then never exceed the uplink's). */
+async function defaultRouteMtu(): Promise<number> {
+  try {
+    const r = await run('ip', ['-j', '-4', 'route', 'show', 'default'], { allowFailure: true });
+    const routes = JSON.parse(r.stdout || '[]') as { dev?: string }[];
+    const dev = routes.find((x) => x.dev)?.dev;
+    if (dev && /^[\w.-]+$/.test(dev)) {
+      const mtu = Number(readFileSync(`/sys/class/net/${dev}/mtu`, 'utf8').trim());
+      if (mtu >= 576 && mtu <= 65535) return mtu;
+    }
+  } catch {
+    /* fall back */
+  }
+  return 1500;
+}
