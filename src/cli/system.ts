@@ -1,5 +1,5 @@
 /** System commands: system df, info, version, and the generic inspect. */
-import { type Ctx, VERSION } from './main.js';
+import { type Ctx, VERSION, ExitError } from './main.js';
 import { humanSize, since, table } from './format.js';
 import { printInspect } from './images.js';
 import { shortId } from '../oci/digest.js';
@@ -51,6 +51,17 @@ export function registerSystemCommands(ctx: Ctx): void {
       ctx.out.write('\nLocal Volumes space usage:\n\n');
       ctx.out.write(table([['VOLUME NAME', 'LINKS', 'SIZE']]));
       ctx.out.write('\nBuild cache usage: 0B\n');
+    });
+
+  system
+    .command('check')
+    .description('Repair what interrupted commands left behind, then verify every blob, layer and image')
+    .action(async () => {
+      const engine = await ctx.engine();
+      const r = await engine.check();
+      ctx.out.write(`Checked ${r.blobs} blobs, ${r.layers} layers, ${r.images} images: ${r.problems.length ? r.problems.length + ' problem(s)' : 'no problems'}\n`);
+      for (const p of r.problems) ctx.out.write(`  ${p}\n`);
+      if (r.problems.length) throw new ExitError(1);
     });
 
   p.command('inspect')

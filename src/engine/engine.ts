@@ -24,6 +24,7 @@ import { imageHistory, inspectImage, type HistoryRow } from '../image/inspect.js
 import { removeImage, pruneImages, type RemoveEvent, type ImageUsage } from '../image/remove.js';
 import { imagesDf, type ImagesDf } from '../image/df.js';
 import { ImageMounts } from '../image/mount.js';
+import { checkStore, type CheckReport } from '../image/check.js';
 import type { LayerEvent } from '../image/layers.js';
 
 export interface EngineOptions {
@@ -127,6 +128,12 @@ export class Engine {
       const pid = Number(/^[a-z]+-(\d+)-/.exec(name)?.[1]);
       if (Number.isFinite(pid) && pid !== process.pid && procStart(pid) === undefined) await rm(join(this.tmpDir, name), { recursive: true, force: true });
     }
+  }
+
+  /** Repairs what crashes leave, then verifies every blob, layer and image. */
+  async check(): Promise<CheckReport> {
+    await this.repair();
+    return checkStore(this.content, this.snapshots, this.images);
   }
 
   // ------------------------------------------------------------------ images
