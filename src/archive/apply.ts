@@ -114,6 +114,8 @@ export class LayerApplier implements TarHandler {
   private fd = -1;
   private fdPath = '';
   private pos = 0;
+  /** the last chunk of the current file was skipped as a hole */
+  private hole = false;
   private cur: TarHeader | undefined;
 
   constructor(private readonly opts: ApplyOptions) {
@@ -179,8 +181,10 @@ export class LayerApplier implements TarHandler {
     // Holes for zero runs: check the chunk in 4 KiB steps and skip zero blocks.
     if (chunk.length >= ZERO_CHECK && chunk[0] === 0 && isAllZero(chunk)) {
       this.pos += chunk.length;
+      this.hole = true;
       return;
     }
+    this.hole = false;
     let off = 0;
     while (off < chunk.length) {
       const n = writeSync(this.fd, chunk, off, chunk.length - off, this.pos);
@@ -195,8 +199,8 @@ export class LayerApplier implements TarHandler {
       const fd = this.fd;
       this.fd = -1;
       try {
-        if (this.pos < h.size) this.pos = h.size;
-        ftruncateSync(fd, h.size);
+        // a trailing run of zeros was skipped as a hole: extend the file to its size
+        if (this.hole) ftruncateSync(fd, h.size);
         if (this.sameOwner) fchownSync(fd, h.uid, h.gid);
         fchmodSync(fd, h.mode); // after chown: chown clears setuid/setgid
         this.xattrs(this.fdPath, h);
@@ -335,6 +339,7 @@ export class LayerApplier implements TarHandler {
     this.fd = openSync(abs, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
     this.fdPath = rel;
     this.pos = 0;
+    this.hole = false;
     this.written.add(rel);
     this.stats.files++;
     this.stats.bytes += h.size;

@@ -68,7 +68,7 @@ export class TarIndex {
   stream(name: string, signal?: AbortSignal): { stream: ReadStream; size: number } {
     const e = this.resolve(name);
     if (e.header.size === 0) return { stream: createReadStream('/dev/null'), size: 0 };
-    return { stream: createReadStream(this.path, { start: e.offset, end: e.offset + e.header.size - 1, highWaterMark: 1 << 17, signal }), size: e.header.size };
+    return { stream: createReadStream(this.path, { start: e.offset, end: e.offset + e.header.size - 1, highWaterMark: 1 << 20, signal }), size: e.header.size };
   }
 }
 

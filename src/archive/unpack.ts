@@ -5,8 +5,8 @@
  * this resolves (so a lying source never leaves a snapshot that looks whole).
  */
 import { createHash } from 'node:crypto';
-import { Readable, Transform, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { once } from 'node:events';
 import { dataLoss, EngineError } from '../errors/index.js';
 import type { Digest } from '../oci/digest.js';
 import { sniffCompression, type Compression } from '../oci/mediatypes.js';
@@ -70,41 +70,29 @@ export async function unpackLayer(req: UnpackRequest): Promise<UnpackResult> {
   const hashBlobSeparately = compression !== 'none';
   let lastProgress = 0;
 
-  const counted = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      blobBytes += chunk.length;
-      if (req.expected?.size !== undefined && blobBytes > req.expected.size) {
-        cb(dataLoss('BLOB_TOO_LONG', `layer blob is longer than its descriptor says (${req.expected.size} bytes)`, { where }));
-        return;
-      }
-      if (hashBlobSeparately) blobHash.update(chunk);
-      cb(null, chunk);
-    },
-  });
-  const sink = new Writable({
-    highWaterMark: 1 << 20,
-    write(chunk: Buffer, _enc, cb) {
-      try {
-        tarBytes += chunk.length;
-        if (tarBytes > maxBytes) {
-          throw new EngineError('resource-exhausted', 'LAYER_TOO_LARGE', `layer expands beyond the ${maxBytes}-byte quota (a decompression bomb?)`, {
-            where,
-            hint: 'raise the quota with --max-layer-size / LAYERBOX_MAX_LAYER_SIZE if the layer is genuine',
-          });
-        }
-        tarHash.update(chunk);
-        parser.write(chunk);
-        if (req.onProgress && tarBytes - lastProgress >= 1 << 20) {
-          lastProgress = tarBytes;
-          req.onProgress({ in: blobBytes, out: tarBytes });
-        }
-        cb();
-      } catch (e) {
-        cb(e as Error);
-      }
-    },
-  });
-  async function* all(): AsyncGenerator<Buffer> {
+  const onBlob = (chunk: Buffer) => {
+    blobBytes += chunk.length;
+    if (req.expected?.size !== undefined && blobBytes > req.expected.size) {
+      throw dataLoss('BLOB_TOO_LONG', `layer blob is longer than its descriptor says (${req.expected.size} bytes)`, { where });
+    }
+    if (hashBlobSeparately) blobHash.update(chunk);
+  };
+  const onTar = (chunk: Buffer) => {
+    tarBytes += chunk.length;
+    if (tarBytes > maxBytes) {
+      throw new EngineError('resource-exhausted', 'LAYER_TOO_LARGE', `layer expands beyond the ${maxBytes}-byte quota (a decompression bomb?)`, {
+        where,
+        hint: 'raise the quota with --max-layer-size / LAYERBOX_MAX_LAYER_SIZE if the layer is genuine',
+      });
+    }
+    tarHash.update(chunk);
+    parser.write(chunk);
+    if (req.onProgress && tarBytes - lastProgress >= 1 << 20) {
+      lastProgress = tarBytes;
+      req.onProgress({ in: blobBytes, out: tarBytes });
+    }
+  };
+  async function* rest(): AsyncGenerator<Buffer> {
     if (firstChunk) yield firstChunk;
     for (;;) {
       const r = await it.next();
@@ -113,12 +101,49 @@ export async function unpackLayer(req: UnpackRequest): Promise<UnpackResult> {
     }
   }
   try {
-    await pipeline(Readable.from(all(), { objectMode: false }), counted, decompressor(compression), sink, { signal: req.signal });
+    if (compression === 'none') {
+      // plain tar: one loop, no stream machinery between the source and the applier
+      for await (const c of rest()) {
+        if (req.signal?.aborted) throw req.signal.reason ?? new Error('aborted');
+        onBlob(c);
+        onTar(c);
+      }
+    } else {
+      // compressed: the decompressor runs beside us (zlib on the thread pool, zstd in its
+      // own process); the producer feeds it, the consumer applies what comes out
+      const d = decompressor(compression);
+      const producer = (async () => {
+        try {
+          for await (const c of rest()) {
+            onBlob(c);
+            if (!d.write(c)) await once(d, 'drain');
+          }
+          d.end();
+        } catch (e) {
+          d.destroy(e as Error);
+          throw e;
+        }
+      })();
+      producer.catch(() => {});
+      try {
+        for await (const c of d) {
+          if (req.signal?.aborted) throw req.signal.reason ?? new Error('aborted');
+          onTar(c as Buffer);
+        }
+      } catch (e) {
+        d.destroy();
+        src.destroy();
+        await producer.catch(() => {});
+        throw e;
+      }
+      await producer;
+    }
     parser.end();
     applier.finish();
   } catch (e) {
     applier.abort();
     tarsplit?.abort();
+    src.destroy();
     throw wrapZlib(e, where);
   }
   const tarDigest = ('sha256:' + tarHash.digest('hex')) as Digest;
