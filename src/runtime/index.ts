@@ -1,0 +1,27 @@
+/** The runtime module: OCI spec generation with Docker's defaults, runc/crun, conmon supervision, logs. */
+export type { Spec, Process, Mount, Linux, Resources, Seccomp, RuntimeState, Capabilities, Rlimit } from './types.js';
+export { OCI_VERSION } from './types.js';
+export { buildSpec, buildExecProcess, buildResources, parseSecurityOpts, findInit, prepareWorkdir, defaultRlimits } from './spec.js';
+export type { BuildSpecInput, BuiltSpec, RunOptions, ExecOptions, NetworkMode, Ulimit } from './spec.js';
+export { mergeContainerConfig, replaceOrAppendEnv, mergeEnv, commandLine, processEnv, checkWorkdir, DEFAULT_PATH } from './config.js';
+export type { ConfigOverrides } from './config.js';
+export type { MountInput, EtcFiles, Propagation } from './mounts.js';
+export { MASKED_PATHS, READONLY_PATHS, mountDestination } from './mounts.js';
+export { DOCKER_DEFAULT_CAPS, tweakCaps, capMask, grantableCaps } from './caps.js';
+export { translateSeccomp, defaultSeccomp, loadSeccompProfile } from './seccomp.js';
+export { resolveInRoot, resolveInRootRel, readFileInRoot, cleanContainerPath } from './rootfs.js';
+export { resolveUser, resolveExecUser } from './user.js';
+export type { ExecUser } from './user.js';
+export { Runtime, detectRuntime, probe } from './runtime.js';
+export type { RuntimeName, RuntimeOptions, TopResult } from './runtime.js';
+export { createContainer, startContainer, attachContainer, resizeContainer, cleanupContainer, checkId, StartError, CONMON } from './conmon.js';
+export type { ContainerPaths, CreateOptions, Created, ExitStatus } from './conmon.js';
+export { waitExit, readExit, stopContainer, conmonPid } from './exit.js';
+export { execInContainer, readExecExit } from './exec.js';
+export type { ExecRequest, ExecResult } from './exec.js';
+export { attach, resizeTerminal } from './attach.js';
+export type { AttachStreams, Attachment } from './attach.js';
+export { readLogs, readRecords, tailOffset, toUtc } from './logs.js';
+export type { LogLine, LogRecord, ReadLogsOptions } from './logs.js';
+export { imageVolumes } from './volumes.js';
+export type { ImageVolume } from './volumes.js';
