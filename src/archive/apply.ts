@@ -77,7 +77,9 @@ export interface ApplyStats {
 }
 
 const MAX_SYMLINK_HOPS = 255;
-const ZERO_CHECK = 4096;
+/** Limits on where a name *resolves* to (symlinks can stack names that each pass the tar limits). */
+const MAX_DEPTH = 1024;
+const MAX_PATH = 4096;
 const MAX_MAJOR = 0xfff;
 const MAX_MINOR = 0xfffff;
 
@@ -85,12 +87,14 @@ function isForbiddenXattr(name: string): boolean {
   return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
 }
 
+const ZEROS = Buffer.alloc(64 * 1024);
+
 function isAllZero(b: Buffer): boolean {
-  // fast path: check 8 bytes at a time
-  const n = b.length;
-  let i = 0;
-  for (; i + 8 <= n; i += 8) if (b.readBigUInt64LE(i) !== 0n) return false;
-  for (; i < n; i++) if (b[i] !== 0) return false;
+  // memcmp against a zero buffer, 64 KiB at a time (~60x faster than a BigInt loop in JS)
+  for (let off = 0; off < b.length; off += ZEROS.length) {
+    const n = Math.min(ZEROS.length, b.length - off);
+    if (ZEROS.compare(b, off, off + n, 0, n) !== 0) return false;
+  }
   return true;
 }
 
@@ -149,6 +153,7 @@ export class LayerApplier implements TarHandler {
       return;
     }
     const rel = parent === '' ? base : parent + '/' + base;
+    this.checkResolved(rel, 0, h.name);
     switch (h.type) {
       case 'dir':
         this.makeDir(rel, h);
@@ -178,8 +183,10 @@ export class LayerApplier implements TarHandler {
 
   onData(chunk: Buffer): void {
     if (this.fd < 0) return; // payload of an entry we do not keep
-    // Holes for zero runs: check the chunk in 4 KiB steps and skip zero blocks.
-    if (chunk.length >= ZERO_CHECK && chunk[0] === 0 && isAllZero(chunk)) {
+    // Holes for zero runs: an all-zero chunk is skipped, whatever its size (the file is new,
+    // so what is not written reads as zeros; a decompressor's small chunks between large
+    // ones would otherwise allocate a block each).
+    if (chunk[0] === 0 && isAllZero(chunk)) {
       this.pos += chunk.length;
       this.hole = true;
       return;
@@ -220,8 +227,21 @@ export class LayerApplier implements TarHandler {
     // deepest first so a parent's mtime is set after its children changed it
     const dirs = [...this.pendingDirs.values()].sort((a, b) => b.abs.length - a.abs.length);
     for (const d of dirs) {
-      chmodSync(d.abs, d.mode);
-      utimesSync(d.abs, d.mtime, d.mtime);
+      // O_NOFOLLOW|O_DIRECTORY: if the name is no longer this layer's directory, leave it alone
+      let fd: number;
+      try {
+        fd = openSync(d.abs, C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
+      } catch (e) {
+        const c = errnoCode(e);
+        if (c === 'ELOOP' || c === 'ENOTDIR' || c === 'ENOENT') continue;
+        throw e;
+      }
+      try {
+        fchmodSync(fd, d.mode);
+        futimesSync(fd, d.mtime, d.mtime);
+      } finally {
+        closeSync(fd);
+      }
     }
     this.pendingDirs.clear();
   }
@@ -258,10 +278,12 @@ export class LayerApplier implements TarHandler {
   private resolveParent(comps: string[], name: string): string {
     let cur = '';
     let hops = 0;
+    let depth = 0;
     const queue = comps.slice();
     while (queue.length > 0) {
       const c = queue.shift()!;
       const next = cur === '' ? c : cur + '/' + c;
+      this.checkResolved(next, ++depth, name);
       if (this.dirs.has(next)) {
         cur = next;
         continue;
@@ -289,6 +311,7 @@ export class LayerApplier implements TarHandler {
         const resolved = cleanComponents([...base, ...target.split('/')].join('/'));
         queue.unshift(...resolved);
         cur = '';
+        depth = 0;
         continue;
       }
       throw invalidArgument('LAYER_NOT_A_DIRECTORY', `invalid layer: ${JSON.stringify(name)} needs ${JSON.stringify('/' + next)} to be a directory, but it is a file`, {
@@ -296,6 +319,22 @@ export class LayerApplier implements TarHandler {
       });
     }
     return cur;
+  }
+
+  /**
+   * A name may pass the tar limits and still resolve, through symlinks of the layer, to a
+   * path thousands of directories deep (CVE-2024-28863's resource exhaustion) or longer than
+   * the kernel takes (ENAMETOOLONG on some later syscall). Refuse both up front.
+   */
+  private checkResolved(rel: string, depth: number, name: string): void {
+    const long = rel.length + this.root.length + 1 >= MAX_PATH / 4 && Buffer.byteLength(rel) + Buffer.byteLength(this.root) + 1 >= MAX_PATH;
+    if (depth > MAX_DEPTH || long) {
+      throw invalidArgument(
+        'LAYER_TOO_DEEP',
+        `invalid layer: ${JSON.stringify(name.length > 80 ? name.slice(0, 80) + '…' : name)} resolves to a path ${long ? `longer than ${MAX_PATH} bytes` : `deeper than ${MAX_DEPTH} directories`}`,
+        { hint: 'the layer nests directories (through its symbolic links) beyond any real image' },
+      );
+    }
   }
 
   /** Removes whatever is at `rel` (for an entry that replaces it). */
@@ -306,12 +345,24 @@ export class LayerApplier implements TarHandler {
       if (keepDir) return;
       this.opts.tarsplit?.invalidate(rel);
       rmSync(this.abs(rel), { recursive: true, force: true });
-      for (const d of [...this.dirs]) if (d === rel || d.startsWith(rel + '/')) this.dirs.delete(d);
-      for (const d of [...this.pendingDirs.keys()]) if (d === rel || d.startsWith(rel + '/')) this.pendingDirs.delete(d);
+      this.forget(rel);
       return;
     }
     this.opts.tarsplit?.invalidate(rel);
     unlinkSync(this.abs(rel));
+  }
+
+  /**
+   * A directory at `rel` was removed: drop what was cached or deferred for it and below
+   * it. Deferred work (directory modes and mtimes, opaque clean-ups) must never run on a
+   * path that a later entry may have turned into a symlink — it would follow it out of
+   * the root.
+   */
+  private forget(rel: string): void {
+    const under = (d: string) => d === rel || d.startsWith(rel + '/');
+    for (const d of [...this.dirs]) if (under(d)) this.dirs.delete(d);
+    for (const d of [...this.pendingDirs.keys()]) if (under(d)) this.pendingDirs.delete(d);
+    for (const d of [...this.opaqueDirs]) if (under(d)) this.opaqueDirs.delete(d);
   }
 
   // ---------------------------------------------------------------- entry kinds
@@ -378,10 +429,12 @@ export class LayerApplier implements TarHandler {
   private resolveParentNoCreate(comps: string[], name: string): string {
     let cur = '';
     let hops = 0;
+    let depth = 0;
     const queue = comps.slice();
     while (queue.length > 0) {
       const c = queue.shift()!;
       const next = cur === '' ? c : cur + '/' + c;
+      this.checkResolved(next, ++depth, name);
       if (this.dirs.has(next)) {
         cur = next;
         continue;
@@ -398,6 +451,7 @@ export class LayerApplier implements TarHandler {
         const base = target.startsWith('/') ? [] : cur === '' ? [] : cur.split('/');
         queue.unshift(...cleanComponents([...base, ...target.split('/')].join('/')));
         cur = '';
+        depth = 0;
         continue;
       }
       throw invalidArgument('LAYER_BAD_HARDLINK', `invalid layer: hard link target ${JSON.stringify(name)} does not exist in this layer`);
@@ -436,6 +490,7 @@ export class LayerApplier implements TarHandler {
         lsetxattr(this.abs(parent), 'trusted.overlay.opaque', Buffer.from('y'));
       } else {
         this.opaqueDirs.add(parent);
+        this.written.add(parent); // an opaque directory belongs to this layer
       }
       return;
     }
@@ -459,14 +514,17 @@ export class LayerApplier implements TarHandler {
     } else {
       const st = this.lstat(rel);
       if (st) {
+        this.opts.tarsplit?.invalidate(rel);
         rmSync(this.abs(rel), { recursive: true, force: true });
-        for (const d of [...this.dirs]) if (d === rel || d.startsWith(rel + '/')) this.dirs.delete(d);
+        this.forget(rel);
       }
     }
   }
 
   /** delete mode: remove everything below `dir` that this layer did not write. */
   private clearLower(dir: string): void {
+    const st = this.lstat(dir);
+    if (!st?.isDirectory()) return; // replaced since the marker: nothing of the lower layer is left to hide
     const walk = (rel: string): boolean => {
       // returns true when `rel` (a directory) still holds something this layer wrote
       let keep = false;

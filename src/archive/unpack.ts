@@ -5,6 +5,7 @@
  * this resolves (so a lying source never leaves a snapshot that looks whole).
  */
 import { createHash } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { once } from 'node:events';
 import { dataLoss, EngineError } from '../errors/index.js';
@@ -21,6 +22,8 @@ export interface UnpackRequest {
   compression: Compression | 'auto';
   /** What the blob as given must be (digest/size of the compressed bytes). */
   expected?: { digest?: Digest; size?: number };
+  /** The source verifies `expected` itself (and throws at its end): skip the blob hash. */
+  blobVerified?: boolean;
   /** What the uncompressed tar must hash to (config rootfs.diff_ids[i]). */
   expectedDiffId?: Digest;
   target: string;
@@ -57,6 +60,11 @@ export async function unpackLayer(req: UnpackRequest): Promise<UnpackResult> {
   let tarBytes = 0;
   const maxBytes = req.maxBytes ?? DEFAULT_MAX_LAYER_BYTES;
   const tarsplit = req.tarsplitPath ? new TarSplitWriter(req.tarsplitPath) : undefined;
+  // a failed unpack leaves no tar-split file behind (the caller only adopts it on success)
+  const discardTarsplit = () => {
+    tarsplit?.abort();
+    if (req.tarsplitPath) rmSync(req.tarsplitPath, { force: true });
+  };
   const applier = new LayerApplier({ root: req.target, whiteouts: req.whiteouts, fresh: req.fresh, tarsplit, warn: req.warn });
   const parser = new TarParser(applier);
   let compression: Compression = req.compression === 'auto' ? 'none' : req.compression;
@@ -64,10 +72,13 @@ export async function unpackLayer(req: UnpackRequest): Promise<UnpackResult> {
   const src = req.source instanceof Readable ? req.source : Readable.from(req.source, { objectMode: false });
   const it = src[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   // Peek at the first chunk to sniff compression.
-  const first = await it.next();
+  const first = await it.next().catch((e: unknown) => {
+    discardTarsplit();
+    throw e;
+  });
   const firstChunk: Buffer | undefined = first.done ? undefined : (first.value as Buffer);
   if (req.compression === 'auto') compression = firstChunk ? sniffCompression(firstChunk) : 'none';
-  const hashBlobSeparately = compression !== 'none';
+  const hashBlobSeparately = compression !== 'none' && !(req.blobVerified && req.expected?.digest);
   let lastProgress = 0;
 
   const onBlob = (chunk: Buffer) => {
@@ -142,23 +153,23 @@ export async function unpackLayer(req: UnpackRequest): Promise<UnpackResult> {
     applier.finish();
   } catch (e) {
     applier.abort();
-    tarsplit?.abort();
+    discardTarsplit();
     src.destroy();
     throw wrapZlib(e, where);
   }
   const tarDigest = ('sha256:' + tarHash.digest('hex')) as Digest;
-  const blobDigest = hashBlobSeparately ? (('sha256:' + blobHash.digest('hex')) as Digest) : tarDigest;
+  const blobDigest = hashBlobSeparately ? (('sha256:' + blobHash.digest('hex')) as Digest) : compression === 'none' ? tarDigest : req.expected!.digest!;
   req.onProgress?.({ in: blobBytes, out: tarBytes });
   if (req.expected?.size !== undefined && blobBytes !== req.expected.size) {
-    tarsplit?.abort();
+    discardTarsplit();
     throw dataLoss('BLOB_SIZE_MISMATCH', `layer blob has ${blobBytes} bytes, expected ${req.expected.size}`, { where, hint: 'the source is truncated or corrupt' });
   }
   if (req.expected?.digest && blobDigest !== req.expected.digest) {
-    tarsplit?.abort();
+    discardTarsplit();
     throw dataLoss('BLOB_DIGEST_MISMATCH', `layer blob digest mismatch: expected ${req.expected.digest}, got ${blobDigest}`, { where, hint: 'the source is corrupt or was tampered with' });
   }
   if (req.expectedDiffId && tarDigest !== req.expectedDiffId) {
-    tarsplit?.abort();
+    discardTarsplit();
     throw dataLoss('DIFFID_MISMATCH', `layer diffID mismatch: the image config says ${req.expectedDiffId}, the uncompressed layer is ${tarDigest}`, { where, hint: 'the image is corrupt: its config does not describe this layer' });
   }
   const ts = tarsplit ? { ...tarsplit.finish(), reproducible: tarsplit.reproducible } : undefined;
@@ -172,6 +183,10 @@ function wrapZlib(e: unknown, where: string): unknown {
   }
   if (code === 'ERR_STREAM_PREMATURE_CLOSE') {
     return dataLoss('LAYER_TRUNCATED', 'layer stream ended early', { where, cause: e });
+  }
+  if (e instanceof EngineError && e.where === undefined) {
+    // the tar parser and the applier do not know which layer they read: say it
+    return new EngineError(e.kind, e.code, e.message, { where, ...(e.hint !== undefined ? { hint: e.hint } : {}), cause: e });
   }
   return e;
 }

@@ -7,11 +7,13 @@ import { EngineError, isEngineError } from '../errors/index.js';
 import { Engine, type EngineOptions } from '../engine/engine.js';
 import { registerImageCommands } from './images.js';
 import { registerSystemCommands } from './system.js';
+import { registerRegistryCommands } from './registry.js';
 
 export interface GlobalOptions {
   root?: string;
   storageDriver?: 'overlay' | 'vfs';
   maxLayerSize?: string;
+  insecureRegistry?: string[];
 }
 
 export class ExitError extends Error {
@@ -50,6 +52,7 @@ export function buildProgram(): { program: Command; ctx: Ctx } {
       const opts: EngineOptions = {};
       if (g.root) opts.root = g.root;
       if (g.storageDriver) opts.storageDriver = g.storageDriver;
+      if (g.insecureRegistry?.length) opts.insecureRegistries = g.insecureRegistry;
       const max = g.maxLayerSize ?? process.env.LAYERBOX_MAX_LAYER_SIZE;
       if (max) opts.maxLayerBytes = parseSize(max);
       engine = await Engine.open(opts);
@@ -62,6 +65,7 @@ export function buildProgram(): { program: Command; ctx: Ctx } {
     .option('--root <dir>', 'store root (default $LAYERBOX_ROOT or /var/lib/layerbox)')
     .addOption(new Option('--storage-driver <driver>', 'overlay, or vfs (copies) where overlayfs is unavailable').choices(['overlay', 'vfs']))
     .option('--max-layer-size <size>', 'refuse layers that expand beyond this size (default 64g)')
+    .option('--insecure-registry <host>', 'allow plain HTTP / unverified TLS for this registry (repeatable; loopback is always allowed)', (v: string, prev: string[] = []) => [...prev, v])
     .version(VERSION, '-v, --version', 'print the version')
     .showHelpAfterError(false)
     .configureOutput({
@@ -71,6 +75,7 @@ export function buildProgram(): { program: Command; ctx: Ctx } {
     .exitOverride();
   program.enablePositionalOptions();
   registerImageCommands(ctx);
+  registerRegistryCommands(ctx);
   registerSystemCommands(ctx);
   program.on('command:*', (ops: string[]) => {
     process.stderr.write(`layerbox: '${ops[0]}' is not a layerbox command.\nSee 'layerbox --help'\n`);

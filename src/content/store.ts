@@ -7,12 +7,13 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, constants as C, type ReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, unlink, readdir, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, rmdir, stat, unlink, readdir, type FileHandle } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import { dataLoss, errnoCode, EngineError, notFound, unavailable } from '../errors/index.js';
+import { dataLoss, errnoCode, EngineError, isEngineError, notFound, throwIfAborted, unavailable } from '../errors/index.js';
 import { digestHex, parseDigest, sha256, type Digest } from '../oci/digest.js';
 import { fsyncDir, tempName } from '../sys/fsutil.js';
-import { tryLock, acquireLock, type Lock } from '../sys/lock.js';
+import { tryLock, type Lock } from '../sys/lock.js';
 
 export interface BlobInfo {
   digest: Digest;
@@ -89,15 +90,26 @@ export class ContentStore {
     const d = sha256(data);
     if (expected && expected !== d) throw dataLoss('BLOB_DIGEST_MISMATCH', `content digest mismatch: expected ${expected}, got ${d}`);
     if (await this.has(d)) return d;
-    const w = await this.writer(`put-${digestHex(d)}`, { expected: { digest: d, size: data.length }, wait: true });
-    try {
-      await w.write(Buffer.from(data));
-      await w.commit();
-    } catch (e) {
-      await w.abort();
-      throw e;
+    for (let attempt = 0; ; attempt++) {
+      const w = await this.writer(`put-${digestHex(d)}`, { expected: { digest: d, size: data.length }, wait: true });
+      const resumed = w.resumeOffset > 0;
+      try {
+        if (await this.has(d)) {
+          // another process stored it while we waited for the ref
+          await w.abort();
+          return d;
+        }
+        // a put killed mid-write left a prefix: send only the rest (never append the whole again)
+        await w.write(Buffer.from(data.buffer, data.byteOffset + w.resumeOffset, data.length - w.resumeOffset));
+        await w.commit();
+        return d;
+      } catch (e) {
+        await w.abort();
+        // the resumed prefix was corrupt (commit caught it and dropped it): once more from the start
+        if (resumed && attempt === 0 && isEngineError(e, 'data-loss')) continue;
+        throw e;
+      }
     }
-    return d;
   }
 
   /**
@@ -120,17 +132,35 @@ export class ContentStore {
   async writer(ref: string, opts: WriterOptions = {}): Promise<BlobWriter> {
     const key = ref.replace(/[^a-zA-Z0-9._-]/g, '_').slice(0, 200);
     const dir = join(this.ingestDir, key);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const lockPath = join(dir, 'lock');
-    const lock = opts.wait ? await acquireLock(lockPath, { signal: opts.signal, what: `ingest ${ref}` }) : tryLock(lockPath);
-    if (!lock) {
-      throw unavailable('INGEST_LOCKED', `another layerbox process is writing ${ref}`, { hint: 'retry when it finishes' });
-    }
+    const lock = await this.lockRef(dir, ref, opts);
     try {
       return await BlobWriter.open(this, dir, lock, opts.expected);
     } catch (e) {
       lock.release();
       throw e;
+    }
+  }
+
+  /**
+   * Takes the ref's lock in `ingest/<ref>/lock`. The directory can vanish under us (a
+   * writer that just committed the same ref removes it once empty): then it is made again.
+   */
+  private async lockRef(dir: string, ref: string, opts: WriterOptions): Promise<Lock> {
+    let delay = 10;
+    for (;;) {
+      throwIfAborted(opts.signal);
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      let lock: Lock | undefined;
+      try {
+        lock = tryLock(join(dir, 'lock'));
+      } catch (e) {
+        if (errnoCode(e) === 'ENOENT') continue;
+        throw e;
+      }
+      if (lock) return lock;
+      if (!opts.wait) throw unavailable('INGEST_LOCKED', `another layerbox process is writing ${ref}`, { hint: 'retry when it finishes' });
+      await sleep(delay, undefined, opts.signal ? { signal: opts.signal } : undefined).catch(() => {});
+      delay = Math.min(delay * 2, 100);
     }
   }
 
@@ -249,7 +279,8 @@ export class BlobWriter {
         await rename(join(this.dir, 'data'), target);
         await fsyncDir(this.store.blobsDir);
       }
-      await rm(this.dir, { recursive: true, force: true });
+      this.lock.release();
+      await removeIngestDir(this.dir);
       return { digest, size };
     } catch (e) {
       await this.abort();
@@ -265,8 +296,9 @@ export class BlobWriter {
       this.closed = true;
       await this.fh.close().catch(() => {});
     }
-    await rm(this.dir, { recursive: true, force: true }).catch(() => {});
+    await unlink(join(this.dir, 'data')).catch(() => {});
     this.lock.release();
+    await removeIngestDir(this.dir);
   }
 
   /** Keeps the partial data for a later resume and releases the ref. */
@@ -278,4 +310,12 @@ export class BlobWriter {
     }
     this.lock.release();
   }
+}
+
+/**
+ * Removes an ingest directory once its writer let go of it: only when empty (rmdir), so it
+ * never takes away the lock or data of a writer that took the ref in the meantime.
+ */
+async function removeIngestDir(dir: string): Promise<void> {
+  await rmdir(dir).catch(() => {});
 }

@@ -26,8 +26,18 @@ import { imagesDf, type ImagesDf } from '../image/df.js';
 import { ImageMounts } from '../image/mount.js';
 import { checkStore, type CheckReport } from '../image/check.js';
 import type { LayerEvent } from '../image/layers.js';
+import { RegistryClient, CredentialStore } from '../registry/index.js';
+import { pullImage, type PullEvent, type PullResult } from '../image/pull.js';
+import { pushImage, type PushEvent } from '../image/push.js';
+import type { Platform } from '../oci/types.js';
 
 export interface EngineOptions {
+  /** Registries reached over plain HTTP (or with unverified TLS), besides loopback. Also $LAYERBOX_INSECURE_REGISTRIES (comma-separated). */
+  insecureRegistries?: string[];
+  /** Docker's config.json with registry credentials (default ~/.docker/config.json or $DOCKER_CONFIG). */
+  credentialsPath?: string;
+  /** Docker's certs.d directory (default /etc/docker/certs.d). */
+  certsDir?: string;
   /** Store root; default $LAYERBOX_ROOT or /var/lib/layerbox. */
   root?: string;
   /** overlay (default where the kernel allows) or vfs (copies). Fixed per store once chosen. */
@@ -101,7 +111,64 @@ export class Engine {
   }
 
   close(): void {
+    for (const c of this.clients.values()) void c.close();
+    this.clients.clear();
     this.db.close();
+  }
+
+  // ------------------------------------------------------------------ registries
+
+  private readonly clients = new Map<string, RegistryClient>();
+
+  get credentials(): CredentialStore {
+    return new CredentialStore(this.options.credentialsPath ? { configPath: this.options.credentialsPath } : {});
+  }
+
+  private insecure(): string[] {
+    const env = (process.env.LAYERBOX_INSECURE_REGISTRIES ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+    return [...(this.options.insecureRegistries ?? []), ...env];
+  }
+
+  /** One client per registry host for the life of the engine (token caches, connection pools). */
+  registry(domain: string): RegistryClient {
+    let c = this.clients.get(domain);
+    if (!c) {
+      c = new RegistryClient({ host: domain, credentials: this.credentials, insecureRegistries: this.insecure(), ...(this.options.certsDir ? { certsDir: this.options.certsDir } : {}) });
+      this.clients.set(domain, c);
+    }
+    return c;
+  }
+
+  async pull(name: string, opts: { platform?: Platform; concurrency?: number; onEvent?: (e: PullEvent) => void; warn?: (m: string) => void; signal?: AbortSignal } = {}): Promise<PullResult> {
+    await this.repair();
+    return pullImage({ images: this.images, layers: this.layers, client: (d) => this.registry(d) }, name, { ...opts, maxLayerBytes: this.options.maxLayerBytes });
+  }
+
+  async push(name: string, opts: { compression?: 'gzip' | 'zstd'; onEvent?: (e: PushEvent) => void; signal?: AbortSignal } = {}): Promise<{ digest: Digest; size: number }> {
+    return pushImage({ images: this.images, client: (d) => this.registry(d) }, name, opts);
+  }
+
+  async listTags(name: string): Promise<string[]> {
+    const ref = parseReference(name);
+    return this.registry(ref.domain).listTags(ref.path);
+  }
+
+  /** Checks credentials against the registry, then stores them (0600, Docker's format). */
+  async login(server: string, username: string, password: string): Promise<void> {
+    const client = new RegistryClient({ host: server, credentials: { username, password }, insecureRegistries: this.insecure(), ...(this.options.certsDir ? { certsDir: this.options.certsDir } : {}) });
+    try {
+      await client.verifyCredentials();
+    } finally {
+      await client.close();
+    }
+    await this.credentials.store(server, { username, password });
+  }
+
+  /** Returns false when there were no credentials for the server. */
+  async logout(server: string): Promise<boolean> {
+    const had = (await this.credentials.get(server)) !== undefined;
+    if (had) await this.credentials.erase(server);
+    return had;
   }
 
   get tmpDir(): string {

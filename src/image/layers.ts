@@ -2,10 +2,15 @@
  * The layer store: read-only layers keyed by chainID, each unpacked once into its own
  * snapshot and shared by every image that has it. `ensure` makes a whole chain present:
  * layers already there are skipped ("Already exists"), missing ones are unpacked — in
- * parallel when the snapshotter allows it — and committed bottom-up. Per-chainID locks
- * make two processes that need the same layer unpack it once; the locks are held until
- * the caller has recorded the image, so a concurrent garbage collection cannot take a
- * layer away in between.
+ * parallel when the snapshotter allows it — and committed bottom-up.
+ *
+ * Two mechanisms, kept apart so that no process ever waits for another in a cycle:
+ *  - a per-chainID *extraction lock*, held only while a missing layer is unpacked and
+ *    committed: a second process that needs it waits, and then finds it present (one
+ *    download, one unpack — RELIABILITY 18, 19);
+ *  - *leases* (rows in the database, with the holder's pid): a process that is unpacking
+ *    or recording an image leases its chain first; collection skips leased layers, so a
+ *    layer cannot disappear between "it exists" and "the image that uses it is recorded".
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,7 +24,9 @@ import { now } from '../metadata/db.js';
 import type { ContentStore } from '../content/store.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { dirUsage } from '../snapshot/snapshotter.js';
-import { acquireLock, tryLock, type Lock } from '../sys/lock.js';
+import { tryLock, type Lock } from '../sys/lock.js';
+import { isAlive, selfId } from '../sys/proc.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { unpackLayer, type UnpackResult } from '../archive/unpack.js';
 import { regenerateTar } from '../archive/tarsplit.js';
 import { decompressor } from '../archive/compress.js';
@@ -73,6 +80,11 @@ export interface LayerSource {
   mediaType?: string;
   /** For error messages: where the layer comes from. */
   where: string;
+  /**
+   * The stream itself checks size and digest and throws at its end on a mismatch (the
+   * registry client does): the blob is not hashed a second time here.
+   */
+  verifiedBySource?: boolean;
   /** After a successful unpack: remember which compressed blob holds this diffID. */
   onUnpacked?(r: UnpackResult): void;
 }
@@ -92,7 +104,7 @@ export interface EnsureOptions {
   signal?: AbortSignal;
 }
 
-/** Held layer locks; release after the image that uses them is recorded. */
+/** A lease on a chain; release after the image that uses it is recorded. */
 export interface ChainLease {
   chainIds: Digest[];
   release(): void;
@@ -134,34 +146,21 @@ export class LayerStore {
    */
   async ensure(diffIds: Digest[], sources: (i: number) => LayerSource, opts: EnsureOptions = {}): Promise<ChainLease> {
     const chain = chainIds(diffIds);
-    const locks: Lock[] = [];
-    const release = () => {
-      for (const l of locks.splice(0)) l.release();
-    };
+    const release = this.lease(chain);
     try {
-      // Present layers: lock them (no collection under our feet) and report them.
       const missing: number[] = [];
       for (let i = 0; i < chain.length; i++) {
-        if (this.get(chain[i]!)) {
-          const l = await acquireLock(this.lockPath(chain[i]!), { signal: opts.signal, what: `layer ${chain[i]}` });
-          locks.push(l);
-          if (this.get(chain[i]!)) {
-            opts.onEvent?.({ type: 'exists', index: i, diffId: diffIds[i]! });
-            continue;
-          }
-          l.release();
-          locks.pop();
-        }
-        missing.push(i);
+        if (this.get(chain[i]!)) opts.onEvent?.({ type: 'exists', index: i, diffId: diffIds[i]! });
+        else missing.push(i);
       }
-      if (missing.length === 0) return { chainIds: chain, release };
-
-      if (this.snapshots.independentLayers) {
-        await this.unpackParallel(diffIds, chain, missing, sources, opts, locks);
-      } else {
-        for (const i of missing) {
-          throwIfAborted(opts.signal);
-          await this.unpackOne(i, diffIds, chain, sources, opts, locks);
+      if (missing.length > 0) {
+        if (this.snapshots.independentLayers) {
+          await this.unpackParallel(diffIds, chain, missing, sources, opts);
+        } else {
+          for (const i of missing) {
+            throwIfAborted(opts.signal);
+            await this.unpackOne(i, diffIds, chain, sources, opts);
+          }
         }
       }
       return { chainIds: chain, release };
@@ -171,7 +170,38 @@ export class LayerStore {
     }
   }
 
-  private async unpackParallel(diffIds: Digest[], chain: Digest[], missing: number[], sources: (i: number) => LayerSource, opts: EnsureOptions, locks: Lock[]): Promise<void> {
+  /** Leases `chain` for this process; returns the release function. */
+  lease(chain: Digest[]): () => void {
+    const id = randomBytes(8).toString('hex');
+    const me = selfId();
+    const ins = this.db.prepare('INSERT INTO leases (id, chain_id, pid, start) VALUES (?, ?, ?, ?)');
+    this.db.transaction(() => {
+      for (const c of chain) ins.run(id, c, me.pid, me.start);
+    }).immediate();
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      try {
+        this.db.prepare('DELETE FROM leases WHERE id = ?').run(id);
+      } catch {
+        /* database closed: the lease dies with the process */
+      }
+    };
+  }
+
+  /** Whether a live process leases the layer (dead holders' leases are dropped). */
+  private leased(chainId: string): boolean {
+    const rows = this.db.prepare('SELECT id, pid, start FROM leases WHERE chain_id = ?').all(chainId) as { id: string; pid: number; start: number }[];
+    let live = false;
+    for (const r of rows) {
+      if (isAlive({ pid: r.pid, start: r.start })) live = true;
+      else this.db.prepare('DELETE FROM leases WHERE id = ?').run(r.id);
+    }
+    return live;
+  }
+
+  private async unpackParallel(diffIds: Digest[], chain: Digest[], missing: number[], sources: (i: number) => LayerSource, opts: EnsureOptions): Promise<void> {
     const limit = Math.max(1, opts.concurrency ?? 3);
     // committed[i] resolves when layer i is committed (or was present)
     const committed = new Map<number, { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void }>();
@@ -194,7 +224,7 @@ export class LayerStore {
         const i = missing[next++]!;
         const slot = committed.get(i)!;
         try {
-          const prepared = await this.unpackIndependent(i, diffIds, chain, sources, { ...opts, signal }, locks);
+          const prepared = await this.unpackIndependent(i, diffIds, chain, sources, { ...opts, signal });
           // commit bottom-up: wait for the parent's commit first
           if (i > 0 && committed.has(i - 1)) await committed.get(i - 1)!.promise;
           prepared();
@@ -215,54 +245,82 @@ export class LayerStore {
    * Unpacks layer i into a fresh temporary snapshot (no parent needed) and returns a
    * function that commits it under its chainID once the parent is committed.
    */
-  private async unpackIndependent(i: number, diffIds: Digest[], chain: Digest[], sources: (i: number) => LayerSource, opts: EnsureOptions, locks: Lock[]): Promise<() => void> {
+  private async unpackIndependent(i: number, diffIds: Digest[], chain: Digest[], sources: (i: number) => LayerSource, opts: EnsureOptions): Promise<() => void> {
     const chainId = chain[i]!;
-    const lock = await this.lockLayer(i, diffIds, chainId, opts);
-    locks.push(lock);
-    if (this.get(chainId)) {
+    const lock = await this.lockOrExists(i, diffIds, chainId, opts);
+    if (!lock) {
       opts.onEvent?.({ type: 'exists', index: i, diffId: diffIds[i]! });
       return () => {};
     }
     const key = `extract-${digestHex(chainId).slice(0, 16)}-${randomBytes(4).toString('hex')}`;
-    const dir = await this.snapshots.prepare(key, undefined, { temporary: true });
     try {
+      const dir = await this.snapshots.prepare(key, undefined, { temporary: true });
       const rec = await this.unpackInto(i, diffIds, dir, key, sources(i), opts, 'overlay', true);
-      return () => this.record(chainId, i > 0 ? chain[i - 1]! : undefined, key, rec);
+      // committed once the parent is; the extraction lock is held until then
+      return () => {
+        try {
+          this.record(chainId, i > 0 ? chain[i - 1]! : undefined, key, rec);
+        } finally {
+          lock.release();
+        }
+      };
     } catch (e) {
-      await this.snapshots.remove(key).catch(() => {});
+      if (this.snapshots.stat(key)) await this.snapshots.remove(key).catch(() => {});
+      lock.release();
       throw e;
     }
   }
 
-  private async unpackOne(i: number, diffIds: Digest[], chain: Digest[], sources: (i: number) => LayerSource, opts: EnsureOptions, locks: Lock[]): Promise<void> {
+  private async unpackOne(i: number, diffIds: Digest[], chain: Digest[], sources: (i: number) => LayerSource, opts: EnsureOptions): Promise<void> {
     const chainId = chain[i]!;
-    const lock = await this.lockLayer(i, diffIds, chainId, opts);
-    locks.push(lock);
-    if (this.get(chainId)) {
+    const lock = await this.lockOrExists(i, diffIds, chainId, opts);
+    if (!lock) {
       opts.onEvent?.({ type: 'exists', index: i, diffId: diffIds[i]! });
       return;
     }
     const parent = i > 0 ? chain[i - 1]! : undefined;
     const key = `extract-${digestHex(chainId).slice(0, 16)}-${randomBytes(4).toString('hex')}`;
-    const dir = await this.snapshots.prepare(key, parent, { temporary: true });
     try {
+      const dir = await this.snapshots.prepare(key, parent, { temporary: true });
       const rec = await this.unpackInto(i, diffIds, dir, key, sources(i), opts, 'delete', parent === undefined);
       // a copy of the parent holds the parent's files too: measure what is really there
       rec.size = dirUsage(dir).size;
       this.record(chainId, parent, key, rec);
     } catch (e) {
-      await this.snapshots.remove(key).catch(() => {});
+      if (this.snapshots.stat(key)) await this.snapshots.remove(key).catch(() => {});
       throw e;
+    } finally {
+      lock.release();
     }
   }
 
-  private async lockLayer(i: number, diffIds: Digest[], chainId: Digest, opts: EnsureOptions): Promise<Lock> {
+  /**
+   * The extraction lock of a missing layer, or undefined once the layer exists (another
+   * process committed it while we waited). Never waits on a layer that is present.
+   */
+  private async lockOrExists(i: number, diffIds: Digest[], chainId: Digest, opts: EnsureOptions): Promise<Lock | undefined> {
     const path = this.lockPath(chainId);
-    const quick = tryLock(path);
-    if (quick) return quick;
-    // another process is unpacking this very layer: wait for it, then reuse its work
-    opts.onEvent?.({ type: 'waiting', index: i, diffId: diffIds[i]! });
-    return acquireLock(path, { signal: opts.signal, what: `layer ${chainId}` });
+    let delay = 10;
+    let announced = false;
+    for (;;) {
+      if (this.get(chainId)) return undefined;
+      const l = tryLock(path);
+      if (l) {
+        if (this.get(chainId)) {
+          l.release();
+          return undefined;
+        }
+        return l;
+      }
+      if (!announced) {
+        // another process is unpacking this very layer: wait for it, then reuse its work
+        opts.onEvent?.({ type: 'waiting', index: i, diffId: diffIds[i]! });
+        announced = true;
+      }
+      throwIfAborted(opts.signal);
+      await sleep(delay);
+      delay = Math.min(delay * 2, 100);
+    }
   }
 
   private async unpackInto(
@@ -282,6 +340,7 @@ export class LayerStore {
       source: await src.open(opts.signal),
       compression: src.compression,
       expected: { ...(src.digest ? { digest: src.digest } : {}), ...(src.size !== undefined ? { size: src.size } : {}) },
+      blobVerified: src.verifiedBySource,
       expectedDiffId: diffId,
       target: dir,
       whiteouts,
@@ -323,13 +382,14 @@ export class LayerStore {
   }
 
   private record(chainId: Digest, parent: Digest | undefined, key: string, rec: Omit<LayerRecord, 'chainId' | 'parent' | 'snapshot' | 'created'>): void {
-    // snapshot commit and layer row: the snapshot is renamed to the chainID first; if the
-    // process dies before the row is written, the committed snapshot without a layer row
-    // is collected by the next sweep.
-    this.snapshots.commit(chainId, key, parent ? { parent } : {});
-    this.db
-      .prepare('INSERT INTO layers (chain_id, diff_id, parent, snapshot, size, tar_size, tarsplit, blob, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(chainId, rec.diffId, parent ?? null, chainId, rec.size, rec.tarSize, rec.tarsplit ?? null, rec.blob ?? null, now());
+    // the snapshot is committed under its chainID and the layer row written in one
+    // transaction: a crash leaves either a temporary snapshot (swept) or a whole layer
+    this.db.transaction(() => {
+      this.snapshots.commit(chainId, key, parent ? { parent } : {});
+      this.db
+        .prepare('INSERT INTO layers (chain_id, diff_id, parent, snapshot, size, tar_size, tarsplit, blob, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(chainId, rec.diffId, parent ?? null, chainId, rec.size, rec.tarSize, rec.tarsplit ?? null, rec.blob ?? null, now());
+    }).immediate();
   }
 
   /**
@@ -341,7 +401,7 @@ export class LayerStore {
     const fresh = this.snapshots.independentLayers;
     const dir = await this.snapshots.prepare(key, undefined, { temporary: true });
     const tarsplitPath = join(this.tmpDir, `${key}.tarsplit`);
-    let lock: Lock | undefined;
+    let release: (() => void) | undefined;
     try {
       const r = await unpackLayer({
         source: await src.open(opts.signal),
@@ -356,30 +416,31 @@ export class LayerStore {
         signal: opts.signal,
         onProgress: (p) => opts.onEvent?.({ type: 'progress', index: 0, diffId: '' as Digest, current: p.in, out: p.out }),
       });
+      if (!r.tarsplit?.reproducible) {
+        throw dataLoss('IMPORT_NOT_REPRODUCIBLE', 'the tarball has duplicate or replaced entries and cannot be stored as a layer', {
+          where: src.where,
+          hint: 'rebuild the tarball without duplicate entries',
+        });
+      }
       const chainId = r.diffId;
-      lock = await acquireLock(this.lockPath(chainId), { signal: opts.signal, what: `layer ${chainId}` });
-      if (this.get(chainId)) {
+      release = this.lease([chainId]);
+      const lock = await this.lockOrExists(0, [chainId], chainId, opts);
+      if (!lock) {
+        // the same layer is already stored: ours was work for nothing
         await this.snapshots.remove(key);
         const { rm } = await import('node:fs/promises');
         await rm(tarsplitPath, { force: true });
       } else {
-        let tarsplit: Digest | undefined;
-        let blob: Digest | undefined;
-        if (r.tarsplit?.reproducible) {
+        try {
           await this.content.adopt(tarsplitPath, r.tarsplit.digest, r.tarsplit.size);
-          tarsplit = r.tarsplit.digest;
-        } else {
-          throw dataLoss('IMPORT_NOT_REPRODUCIBLE', 'the tarball has duplicate or replaced entries and cannot be stored as a layer', {
-            where: src.where,
-            hint: 'rebuild the tarball without duplicate entries',
-          });
+          this.record(chainId, undefined, key, { diffId: r.diffId, size: fresh ? r.stats.bytes : dirUsage(dir).size, tarSize: r.tarSize, tarsplit: r.tarsplit.digest, blob: undefined });
+        } finally {
+          lock.release();
         }
-        this.record(chainId, undefined, key, { diffId: r.diffId, size: fresh ? r.stats.bytes : dirUsage(dir).size, tarSize: r.tarSize, tarsplit, blob });
       }
-      const l = lock;
-      return { chainIds: [chainId], diffId: r.diffId, release: () => l.release() };
+      return { chainIds: [chainId], diffId: r.diffId, release };
     } catch (e) {
-      lock?.release();
+      release?.();
       if (this.snapshots.stat(key)) await this.snapshots.remove(key).catch(() => {});
       const { rm } = await import('node:fs/promises');
       await rm(tarsplitPath, { force: true });
@@ -431,7 +492,7 @@ export class LayerStore {
           const used = this.db.prepare('SELECT COUNT(*) AS n FROM image_layers WHERE chain_id = ?').get(c) as { n: number };
           const children = this.db.prepare('SELECT COUNT(*) AS n FROM layers WHERE parent = ?').get(c) as { n: number };
           const snaps = this.db.prepare("SELECT COUNT(*) AS n FROM snapshots WHERE parent = ? AND kind != 'removing'").get(l.snapshot) as { n: number };
-          if (used.n > 0 || children.n > 0 || snaps.n > 0) return false;
+          if (used.n > 0 || children.n > 0 || snaps.n > 0 || this.leased(c)) return false;
           this.db.prepare('DELETE FROM layers WHERE chain_id = ?').run(c);
           this.db.prepare('DELETE FROM blob_sources WHERE diff_id = ? AND NOT EXISTS (SELECT 1 FROM layers WHERE diff_id = ?)').run(l.diffId, l.diffId);
           return true;

@@ -96,6 +96,18 @@ const MIGRATIONS: string[] = [
     count INTEGER NOT NULL
   );
   `,
+  // 2: leases — a process using a layer (unpacking an image that has it, recording an
+  // image on it) protects it from collection without blocking anybody else
+  `
+  CREATE TABLE leases (
+    id TEXT NOT NULL,
+    chain_id TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    start INTEGER NOT NULL
+  );
+  CREATE INDEX leases_chain ON leases(chain_id);
+  CREATE INDEX leases_id ON leases(id);
+  `,
 ];
 
 export function openDatabase(root: string): DB {
@@ -105,7 +117,17 @@ export function openDatabase(root: string): DB {
   } catch (e) {
     throw new EngineError('unavailable', 'DB_OPEN', `cannot open the metadata database: ${(e as Error).message}`, { where: join(root, 'metadata.db'), cause: e });
   }
-  db.pragma('journal_mode = WAL');
+  // Switching a new database to WAL takes an exclusive lock that does not wait for the
+  // busy timeout: two processes opening a fresh store at once retry instead of failing.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
+      break;
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'SQLITE_BUSY' || attempt > 200) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10 + Math.floor(Math.random() * 20));
+    }
+  }
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 30000');

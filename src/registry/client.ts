@@ -254,6 +254,17 @@ export class RegistryClient implements Caller {
     throw new EngineError('internal', 'REGISTRY_PING', 'unreachable');
   }
 
+  /** `login`: an authenticated `GET /v2/` must succeed with the credentials given. */
+  async verifyCredentials(opts: Signal = {}): Promise<void> {
+    const ctx: RegistryContext = { registry: this.registry };
+    const res = await this.call({ method: 'GET', path: '/v2/', scopes: [], ctx, what: 'GET /v2/ (login)', signal: opts.signal });
+    if (res.status === 200) {
+      await discard(res.body);
+      return;
+    }
+    throw await this.fail(res, 'GET /v2/ (login)', ctx);
+  }
+
   // ---------- requests ----------
 
   /**

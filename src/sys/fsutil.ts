@@ -1,6 +1,6 @@
 /** File-system primitives with the durability rules of the store: temp file, fsync, rename, fsync dir. */
 import { closeSync, fsyncSync, openSync, constants as C, lstatSync, readdirSync, rmSync, renameSync, type Stats } from 'node:fs';
-import { open, rename, rm, mkdir } from 'node:fs/promises';
+import { open, rename, rm, mkdir, realpath } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { errnoCode } from '../errors/index.js';
@@ -84,6 +84,17 @@ export async function mountsUnder(prefix: string): Promise<string[]> {
  * to a recursive delete of what is still mounted).
  */
 export async function removeTree(p: string): Promise<void> {
+  // mountinfo lists canonical paths: resolve symlinks above `p` (a store root reached
+  // through a symlink) or the mounts beneath would not be found. The last component is
+  // kept as is: when `p` itself is a symlink, the link is removed, never its target.
+  let parent: string;
+  try {
+    parent = await realpath(dirname(p));
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return;
+    throw e;
+  }
+  p = join(parent, basename(p));
   const mounts = await mountsUnder(p);
   for (const m of mounts) {
     try {

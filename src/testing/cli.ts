@@ -24,6 +24,17 @@ export function lb(root: string, args: string[], opts: { input?: string | Buffer
   return { code: r.status ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
 }
 
+/** Like lb, without blocking the event loop (for tests whose servers run in this process). */
+export function lbp(root: string, args: string[], opts: { input?: string | Buffer; env?: Record<string, string> } = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, [BIN, ...args], { env: cliEnv(root, opts.env), stdio: ['pipe', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout.on('data', (b: Buffer) => out.push(b));
+  child.stderr.on('data', (b: Buffer) => err.push(b));
+  child.stdin.end(opts.input ?? '');
+  return new Promise((res) => child.on('close', (code) => res({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() })));
+}
+
 export function lbAsync(root: string, args: string[], opts: { env?: Record<string, string> } = {}): { child: ReturnType<typeof spawn>; done: Promise<CliResult> } {
   const child = spawn(process.execPath, [BIN, ...args], { env: cliEnv(root, opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
