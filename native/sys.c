@@ -19,6 +19,8 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #ifndef FSOPEN_CLOEXEC
 #define FSOPEN_CLOEXEC 0x00000001
@@ -299,6 +301,44 @@ static napi_value Renameat2(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/*
+ * seqpacketConnect(dir, name) -> fd: connects a SOCK_SEQPACKET unix socket at dir/name
+ * (conmon's attach socket). The path goes through /proc/self/fd so long store paths fit
+ * in sun_path. Node has no SEQPACKET sockets; the caller reads and writes the fd directly.
+ */
+static napi_value SeqpacketConnect(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  char *dir, *name;
+  if (!get_str(env, argv[0], &dir, 0)) return NULL;
+  if (!get_str(env, argv[1], &name, 0)) { free(dir); return NULL; }
+  int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) { int e = errno; throw_errno(env, e, "open", dir); free(dir); free(name); return NULL; }
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  int n = snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/%s", dfd, name);
+  if (n < 0 || (size_t)n >= sizeof addr.sun_path) { close(dfd); free(dir); free(name); napi_throw_range_error(env, NULL, "socket name too long"); return NULL; }
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) { int e = errno; close(dfd); throw_errno(env, e, "socket", dir); free(dir); free(name); return NULL; }
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    int e = errno; close(fd); close(dfd); throw_errno(env, e, "connect", dir); free(dir); free(name); return NULL;
+  }
+  close(dfd); free(dir); free(name);
+  napi_value r;
+  napi_create_int32(env, fd, &r);
+  return r;
+}
+
+/* shutdown(fd, how): 0 = SHUT_RD, 1 = SHUT_WR, 2 = SHUT_RDWR; errors ignored (peer gone) */
+static napi_value Shutdown(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  int32_t fd, how;
+  napi_get_value_int32(env, argv[0], &fd);
+  napi_get_value_int32(env, argv[1], &how);
+  shutdown(fd, how);
+  return undef(env);
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"mknod", NULL, Mknod, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -311,6 +351,8 @@ NAPI_MODULE_INIT() {
     {"mountOverlay", NULL, MountOverlay, NULL, NULL, NULL, napi_enumerable, NULL},
     {"syncfs", NULL, Syncfs, NULL, NULL, NULL, napi_enumerable, NULL},
     {"renameat2", NULL, Renameat2, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"seqpacketConnect", NULL, SeqpacketConnect, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"shutdown", NULL, Shutdown, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -5,7 +5,7 @@ import { isEngineError } from '../errors/index.js';
 import { shortId } from '../oci/digest.js';
 import type { LoadEvent } from '../image/load.js';
 import type { LayerEvent } from '../image/layers.js';
-import { ExitError, type Ctx } from './main.js';
+import { ExitError, type Ctx } from './ctx.js';
 import { formatRows, goTime, humanSize, since, table } from './format.js';
 import { ProgressBoard, progressBar, type ProgressMode } from './progress.js';
 

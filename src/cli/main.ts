@@ -5,9 +5,12 @@
 import { Command, CommanderError, Option } from 'commander';
 import { EngineError, isEngineError } from '../errors/index.js';
 import { Engine, type EngineOptions } from '../engine/engine.js';
+import { ExitError, VERSION, type Ctx } from './ctx.js';
+import { trace } from '../sys/trace.js';
 import { registerImageCommands } from './images.js';
 import { registerSystemCommands } from './system.js';
 import { registerRegistryCommands } from './registry.js';
+import { registerContainerCommands } from './containers.js';
 
 export interface GlobalOptions {
   root?: string;
@@ -16,21 +19,6 @@ export interface GlobalOptions {
   insecureRegistry?: string[];
 }
 
-export class ExitError extends Error {
-  constructor(
-    readonly code: number,
-    message = '',
-  ) {
-    super(message);
-  }
-}
-
-export interface Ctx {
-  program: Command;
-  engine(): Promise<Engine>;
-  out: NodeJS.WriteStream;
-  err: NodeJS.WriteStream;
-}
 
 function parseSize(s: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(s.trim());
@@ -56,6 +44,7 @@ export function buildProgram(): { program: Command; ctx: Ctx } {
       const max = g.maxLayerSize ?? process.env.LAYERBOX_MAX_LAYER_SIZE;
       if (max) opts.maxLayerBytes = parseSize(max);
       engine = await Engine.open(opts);
+      trace('engine: open');
       return engine;
     },
   };
@@ -67,6 +56,7 @@ export function buildProgram(): { program: Command; ctx: Ctx } {
     .option('--max-layer-size <size>', 'refuse layers that expand beyond this size (default 64g)')
     .option('--insecure-registry <host>', 'allow plain HTTP / unverified TLS for this registry (repeatable; loopback is always allowed)', (v: string, prev: string[] = []) => [...prev, v])
     .version(VERSION, '-v, --version', 'print the version')
+    .helpOption('--help', 'display help for command')
     .showHelpAfterError(false)
     .configureOutput({
       writeErr: (s) => process.stderr.write(s),
@@ -76,6 +66,7 @@ export function buildProgram(): { program: Command; ctx: Ctx } {
   program.enablePositionalOptions();
   registerImageCommands(ctx);
   registerRegistryCommands(ctx);
+  registerContainerCommands(ctx);
   registerSystemCommands(ctx);
   program.on('command:*', (ops: string[]) => {
     process.stderr.write(`layerbox: '${ops[0]}' is not a layerbox command.\nSee 'layerbox --help'\n`);
@@ -84,17 +75,15 @@ export function buildProgram(): { program: Command; ctx: Ctx } {
   return { program, ctx };
 }
 
-export const VERSION = '0.1.0';
 
 export async function main(argv: string[]): Promise<void> {
+  trace('cli: loaded');
   const { program } = buildProgram();
-  let code = 0;
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {
-    code = handleError(e);
+    process.exitCode = handleError(e);
   }
-  process.exitCode = code;
 }
 
 export function handleError(e: unknown): number {
@@ -120,3 +109,5 @@ export function handleError(e: unknown): number {
   process.stderr.write(`Error: ${(e as Error)?.stack ?? String(e)}\n`);
   return 1;
 }
+
+export { ExitError, VERSION, type Ctx };

@@ -6,7 +6,7 @@ import { parseReference } from '../oci/reference.js';
 import { parsePlatform } from '../image/platform.js';
 import type { PullEvent } from '../image/pull.js';
 import type { PushEvent } from '../image/push.js';
-import { ExitError, type Ctx } from './main.js';
+import { ExitError, type Ctx } from './ctx.js';
 import { ProgressBoard, progressBar, type ProgressMode } from './progress.js';
 
 function mode(quiet: boolean | undefined, progress: string | undefined): ProgressMode {

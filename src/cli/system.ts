@@ -1,8 +1,9 @@
 /** System commands: system df, info, version, and the generic inspect. */
-import { type Ctx, VERSION, ExitError } from './main.js';
+import { type Ctx, VERSION, ExitError } from './ctx.js';
 import { humanSize, since, table } from './format.js';
 import { printInspect } from './images.js';
 import { shortId } from '../oci/digest.js';
+import { EngineError } from '../errors/index.js';
 
 export function registerSystemCommands(ctx: Ctx): void {
   const p = ctx.program;
@@ -71,7 +72,21 @@ export function registerSystemCommands(ctx: Ctx): void {
     .option('--type <type>', 'return JSON for specified type')
     .action(async (names: string[], o: { format?: string; type?: string }) => {
       const engine = await ctx.engine();
-      await printInspect(ctx, names, o.format, (n) => engine.inspectImage(n));
+      await printInspect(ctx, names, o.format, async (n) => {
+        if (o.type === 'image') return engine.inspectImage(n);
+        if (o.type === 'container') return engine.containers.inspect(n);
+        try {
+          return await engine.containers.inspect(n);
+        } catch (e) {
+          if ((e as { kind?: string }).kind !== 'not-found') throw e;
+        }
+        try {
+          return await engine.inspectImage(n);
+        } catch (e) {
+          if ((e as { kind?: string }).kind === 'not-found') throw new EngineError('not-found', 'NO_SUCH_OBJECT', `No such object: ${n}`);
+          throw e;
+        }
+      });
     });
 
   p.command('version')

@@ -26,10 +26,12 @@ import { imagesDf, type ImagesDf } from '../image/df.js';
 import { ImageMounts } from '../image/mount.js';
 import { checkStore, type CheckReport } from '../image/check.js';
 import type { LayerEvent } from '../image/layers.js';
-import { RegistryClient, CredentialStore } from '../registry/index.js';
-import { pullImage, type PullEvent, type PullResult } from '../image/pull.js';
-import { pushImage, type PushEvent } from '../image/push.js';
+// registry code (undici and all) is loaded only by commands that talk to a registry
+import type { RegistryClient, CredentialStore } from '../registry/index.js';
+import type { PullEvent, PullResult } from '../image/pull.js';
+import type { PushEvent } from '../image/push.js';
 import type { Platform } from '../oci/types.js';
+import { ContainerManager } from '../container/manager.js';
 
 export interface EngineOptions {
   /** Registries reached over plain HTTP (or with unverified TLS), besides loopback. Also $LAYERBOX_INSECURE_REGISTRIES (comma-separated). */
@@ -120,7 +122,8 @@ export class Engine {
 
   private readonly clients = new Map<string, RegistryClient>();
 
-  get credentials(): CredentialStore {
+  async credentials(): Promise<CredentialStore> {
+    const { CredentialStore } = await import('../registry/index.js');
     return new CredentialStore(this.options.credentialsPath ? { configPath: this.options.credentialsPath } : {});
   }
 
@@ -130,10 +133,11 @@ export class Engine {
   }
 
   /** One client per registry host for the life of the engine (token caches, connection pools). */
-  registry(domain: string): RegistryClient {
+  async registry(domain: string): Promise<RegistryClient> {
     let c = this.clients.get(domain);
     if (!c) {
-      c = new RegistryClient({ host: domain, credentials: this.credentials, insecureRegistries: this.insecure(), ...(this.options.certsDir ? { certsDir: this.options.certsDir } : {}) });
+      const { RegistryClient } = await import('../registry/index.js');
+      c = new RegistryClient({ host: domain, credentials: await this.credentials(), insecureRegistries: this.insecure(), ...(this.options.certsDir ? { certsDir: this.options.certsDir } : {}) });
       this.clients.set(domain, c);
     }
     return c;
@@ -141,33 +145,40 @@ export class Engine {
 
   async pull(name: string, opts: { platform?: Platform; concurrency?: number; onEvent?: (e: PullEvent) => void; warn?: (m: string) => void; signal?: AbortSignal } = {}): Promise<PullResult> {
     await this.repair();
-    return pullImage({ images: this.images, layers: this.layers, client: (d) => this.registry(d) }, name, { ...opts, maxLayerBytes: this.options.maxLayerBytes });
+    const { pullImage } = await import('../image/pull.js');
+    const ref = parseReference(name);
+    const client = await this.registry(ref.domain);
+    return pullImage({ images: this.images, layers: this.layers, client: () => client }, name, { ...opts, maxLayerBytes: this.options.maxLayerBytes });
   }
 
   async push(name: string, opts: { compression?: 'gzip' | 'zstd'; onEvent?: (e: PushEvent) => void; signal?: AbortSignal } = {}): Promise<{ digest: Digest; size: number }> {
-    return pushImage({ images: this.images, client: (d) => this.registry(d) }, name, opts);
+    const { pushImage } = await import('../image/push.js');
+    const client = await this.registry(parseReference(name).domain);
+    return pushImage({ images: this.images, client: () => client }, name, opts);
   }
 
   async listTags(name: string): Promise<string[]> {
     const ref = parseReference(name);
-    return this.registry(ref.domain).listTags(ref.path);
+    return (await this.registry(ref.domain)).listTags(ref.path);
   }
 
   /** Checks credentials against the registry, then stores them (0600, Docker's format). */
   async login(server: string, username: string, password: string): Promise<void> {
+    const { RegistryClient } = await import('../registry/index.js');
     const client = new RegistryClient({ host: server, credentials: { username, password }, insecureRegistries: this.insecure(), ...(this.options.certsDir ? { certsDir: this.options.certsDir } : {}) });
     try {
       await client.verifyCredentials();
     } finally {
       await client.close();
     }
-    await this.credentials.store(server, { username, password });
+    await (await this.credentials()).store(server, { username, password });
   }
 
   /** Returns false when there were no credentials for the server. */
   async logout(server: string): Promise<boolean> {
-    const had = (await this.credentials.get(server)) !== undefined;
-    if (had) await this.credentials.erase(server);
+    const creds = await this.credentials();
+    const had = (await creds.get(server)) !== undefined;
+    if (had) await creds.erase(server);
     return had;
   }
 
@@ -292,10 +303,50 @@ export class Engine {
     this.images.tag(img.id, parseRepositoryTag(target));
   }
 
-  /** Hook filled by the container layer: which container uses an image. */
+  // ------------------------------------------------------------------ containers
+
+  private containerManager: ContainerManager | undefined;
+
+  /** Containers (created on first use: image-only commands never touch the runtime). */
+  get containers(): ContainerManager {
+    return (this.containerManager ??= new ContainerManager({
+      db: this.db,
+      root: this.root,
+      images: this.images,
+      snapshots: this.snapshots,
+      resolveImage: (n) => this.resolveOrPull(n),
+    }));
+  }
+
+  /** Hook for `pull` on a missing image (the CLI prints "Unable to find image …"). */
+  onMissingImage?: (name: string) => { onEvent?: (e: PullEvent) => void; done?: () => void } | undefined;
+
+  async resolveOrPull(name: string): Promise<ImageRecord> {
+    try {
+      return this.resolveImage(name);
+    } catch (e) {
+      if (!(e instanceof EngineError) || e.kind !== 'not-found') throw e;
+      let ref;
+      try {
+        ref = parseReference(name);
+      } catch {
+        throw e;
+      }
+      const hooks = this.onMissingImage?.(name);
+      const r = await this.pull(ref.toString(), { ...(hooks?.onEvent ? { onEvent: hooks.onEvent } : {}) });
+      hooks?.done?.();
+      return this.images.get(r.id)!;
+    }
+  }
+
+  /** Which container uses an image (rmi conflicts). */
   imageUsage: ImageUsage = {
-    container: () => undefined,
+    container: (id) => (this.hasContainers() ? this.containers.usingImage(id) : undefined),
   };
+
+  private hasContainers(): boolean {
+    return (this.db.prepare('SELECT 1 FROM containers LIMIT 1').get() as unknown) !== undefined;
+  }
 
   private usage(): ImageUsage {
     return {

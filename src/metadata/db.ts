@@ -108,6 +108,36 @@ const MIGRATIONS: string[] = [
   CREATE INDEX leases_chain ON leases(chain_id);
   CREATE INDEX leases_id ON leases(id);
   `,
+  // 3: containers and volumes
+  `
+  CREATE TABLE containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    image_id TEXT NOT NULL REFERENCES images(id),
+    image_name TEXT NOT NULL,
+    snapshot TEXT NOT NULL,
+    created TEXT NOT NULL,
+    status TEXT NOT NULL,
+    config TEXT NOT NULL,
+    host_config TEXT NOT NULL,
+    state TEXT NOT NULL
+  );
+  CREATE INDEX containers_image ON containers(image_id);
+
+  CREATE TABLE volumes (
+    name TEXT PRIMARY KEY,
+    driver TEXT NOT NULL DEFAULT 'local',
+    created TEXT NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',
+    anonymous INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE container_volumes (
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    volume TEXT NOT NULL REFERENCES volumes(name),
+    destination TEXT NOT NULL,
+    PRIMARY KEY (container_id, destination)
+  );
+  `,
 ];
 
 export function openDatabase(root: string): DB {

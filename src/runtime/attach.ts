@@ -1,45 +1,13 @@
 /**
  * Attaching to conmon: its attach socket (`<dir>/attach`, SOCK_SEQPACKET) carries stdin to the container
  * and stdout/stderr from it, each packet prefixed by a stream byte (1 stdin, 2 stdout, 3 stderr).
- * Node cannot open SOCK_SEQPACKET sockets, so a tiny relay (python3, a layerbox dependency) connects and
- * re-frames the packets on a pipe: [stream:1][length:4 BE][data]. Resizes go through conmon's `ctl` fifo.
+ * Node has no SEQPACKET sockets: the native module connects one and the fd is read and written with
+ * fs calls (one packet per read, on the thread pool). Resizes go through conmon's `ctl` fifo.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { constants as C } from 'node:fs';
+import { constants as C, read, write, close } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { EngineError, errnoCode, unavailable } from '../errors/index.js';
-
-/** The relay. argv: <dir holding the socket> <1|0: forward stdin>. Frame type 255 = connected. */
-export const RELAY_PY = `
-import os, sys, socket, select, struct
-d, fwd = sys.argv[1], sys.argv[2] == '1'
-dfd = os.open(d, os.O_PATH | os.O_DIRECTORY)
-s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-try:
-    s.connect('/proc/self/fd/%d/attach' % dfd)
-except OSError as e:
-    sys.stderr.write('cannot connect to %s/attach: %s\\n' % (d, e.strerror)); sys.exit(2)
-os.close(dfd)
-def wall(b):
-    while b:
-        b = b[os.write(1, b):]
-wall(struct.pack('>BI', 255, 0))
-stdin_open = fwd
-while True:
-    rr = select.select([s] + ([0] if stdin_open else []), [], [])[0]
-    if s in rr:
-        data = s.recv(65536)
-        if not data:
-            break
-        wall(struct.pack('>BI', data[0], len(data) - 1) + data[1:])
-    if stdin_open and 0 in rr:
-        data = os.read(0, 8192)
-        if not data:
-            stdin_open = False
-            s.shutdown(socket.SHUT_WR)
-        else:
-            s.sendall(data)
-`;
+import { EngineError, errnoCode } from '../errors/index.js';
+import { seqpacketConnect, shutdownSocket } from '../sys/native.js';
 
 export const STREAM_STDIN = 1;
 export const STREAM_STDOUT = 2;
@@ -63,53 +31,43 @@ export interface Attachment {
  * Connects to `<dir>/attach` (the bundle dir of a container, or an exec's dir) and pumps the streams.
  * Resolves once connected, so a caller can attach before `start` and lose no output.
  */
-export async function attach(dir: string, streams: AttachStreams, opts: { python?: string; signal?: AbortSignal } = {}): Promise<Attachment> {
-  const fwd = !!streams.stdin;
-  let child: ChildProcessWithoutNullStreams;
+export async function attach(dir: string, streams: AttachStreams, opts: { signal?: AbortSignal } = {}): Promise<Attachment> {
+  let fd: number;
   try {
-    child = spawn(opts.python ?? 'python3', ['-c', RELAY_PY, dir, fwd ? '1' : '0'], { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+    fd = seqpacketConnect(dir, 'attach');
   } catch (e) {
-    throw unavailable('ATTACH_RELAY', `cannot start the attach relay: ${(e as Error).message}`, { cause: e, hint: 'install python3' });
-  }
-  const errText: Buffer[] = [];
-  child.stderr.on('data', (b: Buffer) => errText.push(b));
-  let connectedResolve!: () => void;
-  let connectedReject!: (e: unknown) => void;
-  const connected = new Promise<void>((res, rej) => {
-    connectedResolve = res;
-    connectedReject = rej;
-  });
-  let pending: Buffer = Buffer.alloc(0);
-  child.stdout.on('data', (b: Buffer) => {
-    pending = pending.length ? Buffer.concat([pending, b]) : b;
-    while (pending.length >= 5) {
-      const type = pending[0]!;
-      const len = pending.readUInt32BE(1);
-      if (pending.length < 5 + len) break;
-      const data = pending.subarray(5, 5 + len);
-      pending = pending.subarray(5 + len);
-      if (type === 255) connectedResolve();
-      else if (type === STREAM_STDERR) streams.stderr?.write(data);
-      else if (type === STREAM_STDOUT) streams.stdout?.write(data);
-    }
-  });
-  const done = new Promise<void>((resolve) => {
-    child.on('close', (code) => {
-      if (code !== 0) {
-        connectedReject(
-          new EngineError('unavailable', 'ATTACH_FAILED', Buffer.concat(errText).toString('utf8').trim() || `attach relay exited with ${code}`, {
-            where: `${dir}/attach`,
-            hint: 'is the container (or exec) still running?',
-          }),
-        );
-      } else connectedResolve();
-      resolve();
+    throw new EngineError('unavailable', 'ATTACH_FAILED', `cannot connect to ${dir}/attach: ${(e as Error).message}`, {
+      where: `${dir}/attach`,
+      cause: e,
+      hint: 'is the container (or exec) still running?',
     });
+  }
+  let closed = false;
+  const finish = () => {
+    if (closed) return;
+    closed = true;
+    stopInput();
+    close(fd, () => {});
+  };
+  // conmon sends at most 8 KiB + 1 per packet; one read returns one packet
+  const buf = Buffer.allocUnsafe(65536);
+  const done = new Promise<void>((resolve) => {
+    const pump = () => {
+      read(fd, buf, 0, buf.length, null, (err, n) => {
+        if (err || n === 0 || closed) {
+          finish();
+          resolve();
+          return;
+        }
+        const type = buf[0];
+        const data = Buffer.from(buf.subarray(1, n));
+        const out = type === STREAM_STDERR ? streams.stderr : type === STREAM_STDOUT ? streams.stdout : undefined;
+        if (out && !out.write(data)) out.once('drain', pump);
+        else pump();
+      });
+    };
+    pump();
   });
-  child.on('error', (e) =>
-    connectedReject(unavailable('ATTACH_RELAY', `cannot start the attach relay (${opts.python ?? 'python3'}): ${e.message}`, { cause: e, hint: 'install python3' })),
-  );
-  child.stdin.on('error', () => {});
 
   let onData: ((b: Buffer | string) => void) | undefined;
   let onEnd: (() => void) | undefined;
@@ -122,16 +80,28 @@ export async function attach(dir: string, streams: AttachStreams, opts: { python
     }
   };
   const detach = () => {
-    stopInput();
-    child.kill('SIGKILL');
+    // unblocks the pending read (closing alone would not), then closes
+    if (!closed) shutdownSocket(fd, 2);
+    finish();
   };
   opts.signal?.addEventListener('abort', detach, { once: true });
-  await connected;
   if (streams.stdin) {
+    let queue = Promise.resolve();
     onData = (b) => {
-      if (!child.stdin.destroyed) child.stdin.write(b);
+      const chunk = typeof b === 'string' ? Buffer.from(b) : b;
+      queue = queue.then(
+        () =>
+          new Promise<void>((res) => {
+            if (closed) return res();
+            write(fd, chunk, 0, chunk.length, null, () => res());
+          }),
+      );
     };
-    onEnd = () => child.stdin.end();
+    onEnd = () => {
+      queue = queue.then(() => {
+        if (!closed) shutdownSocket(fd, 1);
+      });
+    };
     streams.stdin.on('data', onData);
     streams.stdin.on('end', onEnd);
     streams.stdin.resume?.();

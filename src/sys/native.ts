@@ -19,6 +19,8 @@ interface NativeSys {
   mountOverlay(target: string, lowers: string[], upper: string | null, work: string | null, readonly: boolean): boolean;
   syncfs(path: string): void;
   renameat2(oldPath: string, newPath: string, flags: number): void;
+  seqpacketConnect(dir: string, name: string): number;
+  shutdown(fd: number, how: number): void;
 }
 
 function load(): NativeSys {
@@ -65,6 +67,9 @@ export const llistxattr = (p: string) => sys().llistxattr(p);
 export const lremovexattr = (p: string, name: string) => sys().lremovexattr(p, name);
 export const syncfs = (p: string) => sys().syncfs(p);
 export const renameat2 = (a: string, b: string, flags: number) => sys().renameat2(a, b, flags);
+/** Connects to a SOCK_SEQPACKET unix socket `dir/name`; returns the fd (read/write it with fs). */
+export const seqpacketConnect = (dir: string, name: string) => sys().seqpacketConnect(dir, name);
+export const shutdownSocket = (fd: number, how: 0 | 1 | 2) => sys().shutdown(fd, how);
 export const umount2 = (target: string, flags = 0) => sys().umount2(target, flags);
 export const mount = (source: string | null, target: string, fstype: string | null, flags: number, data: string | null) =>
   sys().mount(source, target, fstype, flags, data);

@@ -1,0 +1,139 @@
+/** Docker's JSON view of a container (`docker inspect`), and the short forms `ps` prints. */
+import type { ContainerRecord } from './types.js';
+import type { NetworkAttachment } from '../network/index.js';
+import { dockerContainerConfig } from '../image/inspect.js';
+
+export function commandString(c: ContainerRecord): string {
+  const parts = [...(c.config.Entrypoint ?? []), ...(c.config.Cmd ?? [])];
+  return parts.join(' ');
+}
+
+/** Docker's ps STATUS column. */
+export function statusText(c: ContainerRecord, nowMs = Date.now()): string {
+  const s = c.state;
+  const ago = (iso: string) => humanDuration(nowMs - Date.parse(iso));
+  switch (s.Status) {
+    case 'running':
+      return `Up ${ago(s.StartedAt)}`;
+    case 'paused':
+      return `Up ${ago(s.StartedAt)} (Paused)`;
+    case 'exited':
+      return `Exited (${s.ExitCode}) ${ago(s.FinishedAt)} ago`;
+    case 'created':
+      return 'Created';
+    case 'removing':
+      return 'Removal In Progress';
+    case 'dead':
+      return 'Dead';
+    default:
+      return s.Status;
+  }
+}
+
+function humanDuration(ms: number): string {
+  const seconds = Math.floor(ms / 1000);
+  if (seconds < 1) return 'Less than a second';
+  if (seconds === 1) return '1 second';
+  if (seconds < 60) return `${seconds} seconds`;
+  const minutes = Math.floor(ms / 60000);
+  if (minutes === 1) return 'About a minute';
+  if (minutes < 60) return `${minutes} minutes`;
+  const hours = Math.floor(ms / 3600000 + 0.5);
+  if (hours === 1) return 'About an hour';
+  if (hours < 48) return `${hours} hours`;
+  if (hours < 24 * 7 * 2) return `${Math.floor(hours / 24)} days`;
+  if (hours < 24 * 30 * 2) return `${Math.floor(hours / 24 / 7)} weeks`;
+  if (hours < 24 * 365 * 2) return `${Math.floor(hours / 24 / 30)} months`;
+  return `${Math.floor(ms / 3600000 / 24 / 365)} years`;
+}
+
+export function portsText(net: NetworkAttachment | undefined, c: ContainerRecord): string {
+  const out: string[] = [];
+  const published = new Set<string>();
+  for (const p of net?.ports ?? []) {
+    published.add(`${p.containerPort}/${p.proto}`);
+    out.push(`${p.hostIP || '0.0.0.0'}:${p.hostPort}->${p.containerPort}/${p.proto}`);
+  }
+  for (const e of Object.keys(c.config.ExposedPorts ?? {})) if (!published.has(e)) out.push(e);
+  return out.join(', ');
+}
+
+export function inspectContainer(c: ContainerRecord, extra: { rootfs: string; upper?: string; lowers?: string[]; logPath: string; net?: NetworkAttachment; mounts: { Type: string; Name?: string; Source: string; Destination: string; RW: boolean }[] }): Record<string, unknown> {
+  const net = extra.net;
+  const ports: Record<string, { HostIp: string; HostPort: string }[] | null> = {};
+  for (const e of Object.keys(c.config.ExposedPorts ?? {})) ports[e] = null;
+  for (const p of net?.ports ?? []) (ports[`${p.containerPort}/${p.proto}`] ??= []).push({ HostIp: p.hostIP || '0.0.0.0', HostPort: String(p.hostPort) });
+  const s = c.state;
+  return {
+    Id: c.id,
+    Created: c.created,
+    Path: [...(c.config.Entrypoint ?? []), ...(c.config.Cmd ?? [])][0] ?? '',
+    Args: [...(c.config.Entrypoint ?? []), ...(c.config.Cmd ?? [])].slice(1),
+    State: {
+      Status: s.Status,
+      Running: s.Running,
+      Paused: s.Paused,
+      Restarting: s.Restarting,
+      OOMKilled: s.OOMKilled,
+      Dead: s.Dead,
+      Pid: s.Pid,
+      ExitCode: s.ExitCode,
+      Error: s.Error,
+      StartedAt: s.StartedAt,
+      FinishedAt: s.FinishedAt,
+    },
+    Image: c.imageId,
+    ResolvConfPath: net?.etcFiles?.resolvConf ?? '',
+    HostnamePath: net?.etcFiles?.hostname ?? '',
+    HostsPath: net?.etcFiles?.hosts ?? '',
+    LogPath: extra.logPath,
+    Name: '/' + c.name,
+    RestartCount: s.RestartCount ?? 0,
+    Driver: extra.lowers ? 'overlay' : 'vfs',
+    Platform: 'linux',
+    MountLabel: '',
+    ProcessLabel: '',
+    AppArmorProfile: '',
+    ExecIDs: null,
+    HostConfig: {
+      Binds: c.hostConfig.Binds.length ? c.hostConfig.Binds : null,
+      NetworkMode: c.hostConfig.NetworkMode,
+      PortBindings: Object.fromEntries(c.hostConfig.PortBindings.map((p) => [p, []])),
+      AutoRemove: c.hostConfig.AutoRemove,
+      CapAdd: c.hostConfig.CapAdd.length ? c.hostConfig.CapAdd : null,
+      CapDrop: c.hostConfig.CapDrop.length ? c.hostConfig.CapDrop : null,
+      Dns: c.hostConfig.Dns,
+      ExtraHosts: c.hostConfig.ExtraHosts.length ? c.hostConfig.ExtraHosts : null,
+      GroupAdd: c.hostConfig.GroupAdd.length ? c.hostConfig.GroupAdd : null,
+      Privileged: c.hostConfig.Privileged,
+      PublishAllPorts: c.hostConfig.PublishAllPorts,
+      ReadonlyRootfs: c.hostConfig.ReadonlyRootfs,
+      SecurityOpt: c.hostConfig.SecurityOpt.length ? c.hostConfig.SecurityOpt : null,
+      ShmSize: c.hostConfig.ShmSize,
+      Runtime: c.hostConfig.Runtime || 'runc',
+      Memory: c.hostConfig.Memory,
+      NanoCpus: c.hostConfig.NanoCpus,
+      PidsLimit: c.hostConfig.PidsLimit || null,
+      Init: c.hostConfig.Init || null,
+      Mounts: c.hostConfig.Mounts.map((m) => ({ Type: m.Type, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly })),
+    },
+    GraphDriver: {
+      Data: extra.lowers ? { LowerDir: extra.lowers.join(':'), MergedDir: extra.rootfs, UpperDir: extra.upper, WorkDir: extra.upper ? extra.upper.replace(/\/fs$/, '/work') : '' } : { Dir: extra.upper ?? extra.rootfs },
+      Name: extra.lowers ? 'overlay' : 'vfs',
+    },
+    Mounts: extra.mounts.map((m) => ({ Type: m.Type, ...(m.Name ? { Name: m.Name } : {}), Source: m.Source, Destination: m.Destination, Driver: m.Type === 'volume' ? 'local' : undefined, Mode: '', RW: m.RW, Propagation: m.Type === 'bind' ? 'rprivate' : '' })),
+    Config: dockerContainerConfig(c.config),
+    NetworkSettings: {
+      Bridge: '',
+      SandboxKey: net?.netnsPath ?? '',
+      Ports: ports,
+      Gateway: net?.gateway ?? '',
+      IPAddress: net?.ipAddress ?? '',
+      IPPrefixLen: net?.ipPrefixLen ?? 0,
+      MacAddress: net?.macAddress ?? '',
+      Networks: net?.networkName
+        ? { [c.hostConfig.NetworkMode]: { Gateway: net.gateway ?? '', IPAddress: net.ipAddress ?? '', IPPrefixLen: net.ipPrefixLen ?? 0, MacAddress: net.macAddress ?? '', NetworkID: net.networkName } }
+        : { [c.hostConfig.NetworkMode]: {} },
+    },
+  };
+}

@@ -1,0 +1,125 @@
+/** Container records: what `create` decided (Docker's Config and HostConfig) and the live State. */
+import type { ContainerConfig } from '../oci/types.js';
+
+export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'exited' | 'dead' | 'removing';
+
+export interface MountSpec {
+  Type: 'bind' | 'volume' | 'tmpfs';
+  /** bind: absolute host path; volume: volume name ('' for anonymous until created) */
+  Source: string;
+  Target: string;
+  ReadOnly: boolean;
+  /** tmpfs options */
+  TmpfsOptions?: string[];
+}
+
+/** What `create`/`run` flags decided, with Docker's field names where Docker has them. */
+export interface HostConfig {
+  Binds: string[];
+  Mounts: MountSpec[];
+  PortBindings: string[];
+  PublishAllPorts: boolean;
+  NetworkMode: 'bridge' | 'host' | 'none';
+  Privileged: boolean;
+  ReadonlyRootfs: boolean;
+  CapAdd: string[];
+  CapDrop: string[];
+  SecurityOpt: string[];
+  /** bytes; 0 = unlimited */
+  Memory: number;
+  NanoCpus: number;
+  PidsLimit: number;
+  Init: boolean;
+  AutoRemove: boolean;
+  Dns: string[];
+  DnsSearch: string[];
+  DnsOptions: string[];
+  ExtraHosts: string[];
+  GroupAdd: string[];
+  ShmSize: number;
+  Sysctls: Record<string, string>;
+  Ulimits: { Name: string; Soft: number; Hard: number }[];
+  Runtime: string;
+}
+
+export interface ContainerState {
+  Status: ContainerStatus;
+  Running: boolean;
+  Paused: boolean;
+  Restarting: boolean;
+  OOMKilled: boolean;
+  Dead: boolean;
+  Pid: number;
+  ExitCode: number;
+  Error: string;
+  StartedAt: string;
+  FinishedAt: string;
+  /** boot the container was started in: after a reboot it is stopped, whatever the record says */
+  BootId?: string;
+  ConmonPid?: number;
+  RestartCount?: number;
+  /** attached network resources to release (set between network setup and teardown) */
+  NetworkAttached?: boolean;
+}
+
+export interface ContainerRecord {
+  id: string;
+  name: string;
+  imageId: string;
+  /** the image as the user named it */
+  imageName: string;
+  snapshot: string;
+  created: string;
+  /** Docker's .Config: the image config merged with the flags */
+  config: ContainerConfig;
+  hostConfig: HostConfig;
+  state: ContainerState;
+}
+
+export const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+export function initialState(): ContainerState {
+  return {
+    Status: 'created',
+    Running: false,
+    Paused: false,
+    Restarting: false,
+    OOMKilled: false,
+    Dead: false,
+    Pid: 0,
+    ExitCode: 0,
+    Error: '',
+    StartedAt: ZERO_TIME,
+    FinishedAt: ZERO_TIME,
+    RestartCount: 0,
+  };
+}
+
+export function defaultHostConfig(): HostConfig {
+  return {
+    Binds: [],
+    Mounts: [],
+    PortBindings: [],
+    PublishAllPorts: false,
+    NetworkMode: 'bridge',
+    Privileged: false,
+    ReadonlyRootfs: false,
+    CapAdd: [],
+    CapDrop: [],
+    SecurityOpt: [],
+    Memory: 0,
+    NanoCpus: 0,
+    PidsLimit: 0,
+    Init: false,
+    AutoRemove: false,
+    Dns: [],
+    DnsSearch: [],
+    DnsOptions: [],
+    ExtraHosts: [],
+    GroupAdd: [],
+    ShmSize: 64 * 1024 * 1024,
+    Sysctls: {},
+    Ulimits: [],
+    Runtime: '',
+  };
+}
