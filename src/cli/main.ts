@@ -78,6 +78,11 @@ export function buildProgram(): { program: Command; ctx: Ctx } {
 
 export async function main(argv: string[]): Promise<void> {
   trace('cli: loaded');
+  // `layerbox save … | head`: a closed pipe ends the command quietly, like other tools
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
   const { program } = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });
