@@ -263,7 +263,10 @@ static napi_value MountOverlay(napi_env env, napi_callback_info info) {
   }
   if (upper && syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "upperdir", upper, 0) != 0) { throw_errno(env, errno, "fsconfig upperdir", upper); goto out; }
   if (work && syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "workdir", work, 0) != 0) { throw_errno(env, errno, "fsconfig workdir", work); goto out; }
+  /* layers must be expressible as tars: no renamed-dir redirects, no metadata-only copy-ups */
   if (syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "index", "off", 0) != 0) { /* older kernels: ignore */ }
+  if (syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "redirect_dir", "off", 0) != 0) { /* ignore */ }
+  if (syscall(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "metacopy", "off", 0) != 0) { /* ignore */ }
   if (syscall(SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0) { throw_errno(env, errno, "fsconfig create", tgt); goto out; }
   mfd = syscall(SYS_fsmount, fsfd, FSMOUNT_CLOEXEC, ro ? MOUNT_ATTR_RDONLY : 0);
   if (mfd < 0) { throw_errno(env, errno, "fsmount", tgt); goto out; }

@@ -88,6 +88,6 @@ export function mountOverlay(target: string, lowers: string[], opts: { upper?: s
   if (s.mountOverlay(target, lowers, opts.upper ?? null, opts.work ?? null, !!opts.readonly)) return;
   let data = `lowerdir=${lowers.join(':')}`;
   if (opts.upper) data += `,upperdir=${opts.upper},workdir=${opts.work}`;
-  data += ',index=off';
+  data += ',index=off,redirect_dir=off,metacopy=off';
   s.mount('overlay', target, 'overlay', opts.readonly ? MS_RDONLY : 0, data);
 }
