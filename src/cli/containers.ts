@@ -447,6 +447,36 @@ export function registerContainerCommands(ctx: Ctx): void {
       await (await ctx.engine()).containers.cleanup(id);
     });
 
+  // ---------------------------------------------------------------- diff / commit
+  const diff = (cmd: Command) =>
+    cmd
+      .description("Inspect changes to files or directories on a container's filesystem")
+      .argument('<container>')
+      .action(async (name: string) => {
+        const engine = await ctx.engine();
+        for (const ch of await engine.diff(name)) ctx.out.write(`${ch.kind} ${ch.path}\n`);
+      });
+  diff(p.command('diff'));
+  diff(container.command('diff'));
+
+  const commit = (cmd: Command) =>
+    cmd
+      .description("Create a new image from a container's changes")
+      .argument('<container>')
+      .argument('[repository]', 'REPOSITORY[:TAG]')
+      .option('-a, --author <author>', 'author (e.g., "John Hannibal Smith <hannibal@a-team.com>")')
+      .option('-m, --message <message>', 'commit message')
+      .option('-c, --change <instruction>', 'apply Dockerfile instruction to the created image', collect, [])
+      .option('-p, --pause [bool]', 'pause container during commit', 'true')
+      .action(async (name: string, repo: string | undefined, o: { author?: string; message?: string; change: string[]; pause: string | boolean }) => {
+        const engine = await ctx.engine();
+        const pause = !(o.pause === 'false' || o.pause === false || o.pause === '0');
+        const r = await engine.commit(name, { ...(o.author ? { author: o.author } : {}), ...(o.message ? { message: o.message } : {}), changes: o.change, pause, ...(repo ? { reference: repo } : {}) });
+        ctx.out.write(r.id + '\n');
+      });
+  commit(p.command('commit'));
+  commit(container.command('commit'));
+
   // ---------------------------------------------------------------- cp / export
   const cp = (cmd: Command) =>
     cmd

@@ -6,7 +6,8 @@
  * container exits, which unmounts its root file system and releases its network.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, lchownSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { LowerView } from '../archive/overlayfs.js';
 import { readFile } from 'node:fs/promises';
 import { join, dirname, relative } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -93,6 +94,22 @@ function exitCommandFor(root: string, id: string) {
   return { path: process.execPath, args: [BIN, '--root', root, 'container', 'cleanup', id] };
 }
 
+/** Whether the container's cgroup is frozen (cgroup v1 freezer or v2 cgroup.freeze), if known. */
+function frozenState(id: string): boolean | undefined {
+  for (const [path, frozen] of [
+    [`/sys/fs/cgroup/freezer/layerbox/${id}/freezer.state`, (v: string) => v === 'FROZEN' || v === 'FREEZING'],
+    [`/sys/fs/cgroup/layerbox/${id}/cgroup.freeze`, (v: string) => v === '1'],
+    [`/sys/fs/cgroup/unified/layerbox/${id}/cgroup.freeze`, (v: string) => v === '1'],
+  ] as const) {
+    try {
+      return frozen(readFileSync(path, 'utf8').trim());
+    } catch {
+      /* not this hierarchy */
+    }
+  }
+  return undefined;
+}
+
 export class ContainerManager {
   readonly store: ContainerStore;
   readonly volumes: VolumeStore;
@@ -147,7 +164,8 @@ export class ContainerManager {
     const snapshot = `ctr-${id}`;
     const layer = this.d.images.layers.get(image.topLayer)!;
     trace('create: image resolved');
-    await this.d.snapshots.prepare(snapshot, layer.snapshot, { labels: { container: id } });
+    const parent = this.d.snapshots.independentLayers ? await this.makeInitLayer(id, layer.snapshot) : layer.snapshot;
+    await this.d.snapshots.prepare(snapshot, parent, { labels: { container: id } });
     trace('create: snapshot prepared');
     const rootfs = this.rootfs(id);
     let mounted = false;
@@ -186,7 +204,59 @@ export class ContainerManager {
     } catch (e) {
       if (mounted) unmount(rootfs, { detach: true });
       await this.d.snapshots.remove(snapshot).catch(() => {});
+      if (this.d.snapshots.stat(`${snapshot}-init`)) await this.d.snapshots.remove(`${snapshot}-init`).catch(() => {});
       rmSync(this.dir(id), { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /**
+   * Docker's init layer: a read-only layer between the image and the container holding
+   * the mount points the runtime needs (/etc/hosts, /etc/hostname, /etc/resolv.conf,
+   * /dev/console, /dev/pts, /dev/shm, /proc, /sys) and /etc/mtab, so that they never
+   * appear in `diff` nor in a committed layer. Directories the image has are created
+   * with the image's own metadata, so the container sees them unchanged.
+   */
+  private async makeInitLayer(id: string, imageSnapshot: string): Promise<string> {
+    const name = `ctr-${id}-init`;
+    const key = `${name}-tmp`;
+    const dir = await this.d.snapshots.prepare(key, undefined, { temporary: true });
+    try {
+      const lowers = this.d.snapshots.chain(imageSnapshot).map((r) => join(this.d.snapshots.dir, String(r.id), 'fs'));
+      const view = new LowerView(lowers);
+      const mkdirs = (rel: string): boolean => {
+        let cur = '';
+        for (const part of rel.split('/')) {
+          cur = cur ? `${cur}/${part}` : part;
+          const abs = join(dir, cur);
+          if (existsSync(abs)) continue;
+          const e = view.lookup(cur);
+          if (e && !e.stat.isDirectory()) return false; // a file or link in the image: leave the path alone
+          mkdirSync(abs, { mode: 0o755 });
+          if (e) {
+            chmodSync(abs, Number(e.stat.mode & 0o7777n));
+            lchownSync(abs, Number(e.stat.uid), Number(e.stat.gid));
+            utimesSync(abs, Number(e.stat.atimeMs) / 1000, Number(e.stat.mtimeMs) / 1000);
+          }
+        }
+        return true;
+      };
+      for (const d of ['proc', 'sys', 'dev', 'dev/pts', 'dev/shm']) if (!view.lookup(d)) mkdirs(d);
+      for (const f of ['etc/hosts', 'etc/hostname', 'etc/resolv.conf', 'dev/console']) {
+        if (view.lookup(f)) continue;
+        if (!mkdirs(f.slice(0, f.lastIndexOf('/')))) continue;
+        writeFileSync(join(dir, f), '', { mode: 0o755 });
+      }
+      if (!view.lookup('etc/mtab') && mkdirs('etc')) symlinkSync('/proc/mounts', join(dir, 'etc/mtab'));
+      // parents created above got the image's mtimes before their children were added
+      for (const d of ['etc', 'dev']) {
+        const e = view.lookup(d);
+        if (e?.stat.isDirectory() && existsSync(join(dir, d))) utimesSync(join(dir, d), Number(e.stat.atimeMs) / 1000, Number(e.stat.mtimeMs) / 1000);
+      }
+      this.d.snapshots.commit(name, key, { parent: imageSnapshot });
+      return name;
+    } catch (e) {
+      await this.d.snapshots.remove(key).catch(() => {});
       throw e;
     }
   }
@@ -260,6 +330,15 @@ export class ContainerManager {
       return { ...c, state };
     }
     const exit = await readExit(p, c.id);
+    if (!exit) {
+      // paused/unpaused by a process that died before recording it: the freezer knows
+      const frozen = frozenState(c.id);
+      if (frozen !== undefined && frozen !== s.Paused) {
+        const state = { ...s, Status: frozen ? ('paused' as const) : ('running' as const), Paused: frozen };
+        this.store.setState(c.id, state);
+        return { ...c, state };
+      }
+    }
     if (exit) {
       let finished = now();
       try {
@@ -545,6 +624,7 @@ export class ContainerManager {
     const vols = (this.d.db.prepare('SELECT volume FROM container_volumes WHERE container_id = ?').all(c.id) as { volume: string }[]).map((r) => r.volume);
     this.d.db.prepare('DELETE FROM container_volumes WHERE container_id = ?').run(c.id);
     if (this.d.snapshots.stat(c.snapshot)) await this.d.snapshots.remove(c.snapshot);
+    if (this.d.snapshots.stat(`${c.snapshot}-init`)) await this.d.snapshots.remove(`${c.snapshot}-init`);
     await removeTree(this.dir(c.id));
     await removeTree(join(this.paths(c.id).exitDir, c.id)).catch(() => {});
     this.store.delete(c.id);

@@ -339,6 +339,17 @@ export class Engine {
     }
   }
 
+  async diff(container: string) {
+    const { containerChanges } = await import('../container/commit.js');
+    return containerChanges({ images: this.images, snapshots: this.snapshots, containers: this.containers, tmpDir: this.tmpDir }, container);
+  }
+
+  async commit(container: string, opts: { author?: string; message?: string; changes?: string[]; pause?: boolean; reference?: string } = {}) {
+    await this.repair();
+    const { commitContainer } = await import('../container/commit.js');
+    return commitContainer({ images: this.images, snapshots: this.snapshots, containers: this.containers, tmpDir: this.tmpDir }, container, opts);
+  }
+
   /** Which container uses an image (rmi conflicts). */
   imageUsage: ImageUsage = {
     container: (id) => (this.hasContainers() ? this.containers.usingImage(id) : undefined),

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { EngineError, dataLoss, internal, throwIfAborted } from '../errors/index.js';
-import { chainIds, digestHex, type Digest } from '../oci/digest.js';
+import { chainIds, digestHex, sha256, type Digest } from '../oci/digest.js';
 import { sniffCompression, type Compression } from '../oci/mediatypes.js';
 import type { DB } from '../metadata/db.js';
 import { now } from '../metadata/db.js';
@@ -444,6 +444,41 @@ export class LayerStore {
       if (this.snapshots.stat(key)) await this.snapshots.remove(key).catch(() => {});
       const { rm } = await import('node:fs/promises');
       await rm(tarsplitPath, { force: true });
+      throw e;
+    }
+  }
+
+  /**
+   * Records a layer whose files are already in a temporary snapshot `key` (commit: a copy
+   * of a container's upper dir) and whose tar-split was written alongside. When the same
+   * layer exists already, the snapshot and tar-split are dropped. Returns the chain lease.
+   */
+  async adoptPrepared(
+    parentChain: Digest[],
+    key: string,
+    rec: { diffId: Digest; size: number; tarSize: number; tarsplit: { path: string; digest: Digest; size: number } },
+  ): Promise<ChainLease & { existed: boolean }> {
+    const parent = parentChain.length ? parentChain[parentChain.length - 1]! : undefined;
+    const chainId = (parent ? sha256(`${parent} ${rec.diffId}`) : rec.diffId) as Digest;
+    const chain = [...parentChain, chainId];
+    const release = this.lease(chain);
+    try {
+      const lock = await this.lockOrExists(parentChain.length, [...parentChain.map(() => '' as Digest), rec.diffId], chainId, {});
+      if (!lock) {
+        await this.snapshots.remove(key);
+        const { rm } = await import('node:fs/promises');
+        await rm(rec.tarsplit.path, { force: true });
+        return { chainIds: chain, release, existed: true };
+      }
+      try {
+        await this.content.adopt(rec.tarsplit.path, rec.tarsplit.digest, rec.tarsplit.size);
+        this.record(chainId, parent, key, { diffId: rec.diffId, size: rec.size, tarSize: rec.tarSize, tarsplit: rec.tarsplit.digest, blob: undefined });
+      } finally {
+        lock.release();
+      }
+      return { chainIds: chain, release, existed: false };
+    } catch (e) {
+      release();
       throw e;
     }
   }
