@@ -272,10 +272,11 @@ export class LayerApplier implements TarHandler {
   }
 
   /**
-   * Resolves parent components to a real directory inside the root, creating missing
-   * directories (0755, like Docker) and following symlinks inside the root.
+   * Resolves parent components to a real directory inside the root, following symlinks
+   * inside the root. Missing directories are created (0755, like Docker) — or, for a hard
+   * link's target (`create` false), refused.
    */
-  private resolveParent(comps: string[], name: string): string {
+  private resolveParent(comps: string[], name: string, create = true): string {
     let cur = '';
     let hops = 0;
     let depth = 0;
@@ -289,31 +290,31 @@ export class LayerApplier implements TarHandler {
         continue;
       }
       const st = this.lstat(next);
-      if (!st) {
+      if (!st && create) {
         mkdirSync(this.abs(next), 0o755);
         this.dirs.add(next);
         this.written.add(next);
         cur = next;
         continue;
       }
-      if (st.isDirectory()) {
+      if (st?.isDirectory()) {
         this.dirs.add(next);
         cur = next;
         continue;
       }
-      if (st.isSymbolicLink()) {
+      if (st?.isSymbolicLink()) {
         if (++hops > MAX_SYMLINK_HOPS) {
           throw invalidArgument('LAYER_SYMLINK_LOOP', `too many levels of symbolic links resolving ${JSON.stringify(name)}`);
         }
         const target = readlinkSync(this.abs(next));
         // Re-root: an absolute target starts again at the root, a relative one at `cur`.
         const base = target.startsWith('/') ? [] : cur === '' ? [] : cur.split('/');
-        const resolved = cleanComponents([...base, ...target.split('/')].join('/'));
-        queue.unshift(...resolved);
+        queue.unshift(...cleanComponents([...base, ...target.split('/')].join('/')));
         cur = '';
         depth = 0;
         continue;
       }
+      if (!create) throw invalidArgument('LAYER_BAD_HARDLINK', `invalid layer: hard link target ${JSON.stringify(name)} does not exist in this layer`);
       throw invalidArgument('LAYER_NOT_A_DIRECTORY', `invalid layer: ${JSON.stringify(name)} needs ${JSON.stringify('/' + next)} to be a directory, but it is a file`, {
         hint: 'the layer tar is malformed',
       });
@@ -407,7 +408,7 @@ export class LayerApplier implements TarHandler {
     }
     // Parent of the target resolved inside the root; the final component is NOT followed
     // (a hard link to a symlink stays a link to the symlink).
-    const tparent = this.resolveParentNoCreate(tcomps.slice(0, -1), h.linkname);
+    const tparent = this.resolveParent(tcomps.slice(0, -1), h.linkname, false);
     const trel = tparent === '' ? tcomps[tcomps.length - 1]! : tparent + '/' + tcomps[tcomps.length - 1]!;
     if (trel === rel) return; // a link to itself: nothing to do
     const tst = this.lstat(trel);
@@ -425,39 +426,7 @@ export class LayerApplier implements TarHandler {
     this.stats.hardlinks++;
   }
 
-  /** Like resolveParent but fails instead of creating directories. */
-  private resolveParentNoCreate(comps: string[], name: string): string {
-    let cur = '';
-    let hops = 0;
-    let depth = 0;
-    const queue = comps.slice();
-    while (queue.length > 0) {
-      const c = queue.shift()!;
-      const next = cur === '' ? c : cur + '/' + c;
-      this.checkResolved(next, ++depth, name);
-      if (this.dirs.has(next)) {
-        cur = next;
-        continue;
-      }
-      const st = this.lstat(next);
-      if (st?.isDirectory()) {
-        this.dirs.add(next);
-        cur = next;
-        continue;
-      }
-      if (st?.isSymbolicLink()) {
-        if (++hops > MAX_SYMLINK_HOPS) throw invalidArgument('LAYER_SYMLINK_LOOP', `too many levels of symbolic links resolving ${JSON.stringify(name)}`);
-        const target = readlinkSync(this.abs(next));
-        const base = target.startsWith('/') ? [] : cur === '' ? [] : cur.split('/');
-        queue.unshift(...cleanComponents([...base, ...target.split('/')].join('/')));
-        cur = '';
-        depth = 0;
-        continue;
-      }
-      throw invalidArgument('LAYER_BAD_HARDLINK', `invalid layer: hard link target ${JSON.stringify(name)} does not exist in this layer`);
-    }
-    return cur;
-  }
+
 
   private device(rel: string, h: TarHeader): void {
     let type = S_IFIFO;

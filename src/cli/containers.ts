@@ -3,15 +3,55 @@ import { Command } from 'commander';
 import { EngineError, isEngineError } from '../errors/index.js';
 import type { AttachStreams } from '../runtime/index.js';
 import type { ContainerRecord } from '../container/types.js';
-import { commandString, portsText, statusText } from '../container/inspect.js';
+import type { NetworkAttachment } from '../network/index.js';
 import { ExitError, type Ctx } from './ctx.js';
-import { formatRows, goTime, humanSize, since, table } from './format.js';
+import { formatRows, goTime, humanDuration, humanSize, since, table } from './format.js';
 import { addRunFlags, toCreateRequest, type RunFlags } from './runflags.js';
 import { printInspect } from './images.js';
 import { ProgressBoard } from './progress.js';
 import type { PullEvent } from '../image/pull.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+function commandString(c: ContainerRecord): string {
+  const parts = [...(c.config.Entrypoint ?? []), ...(c.config.Cmd ?? [])];
+  return parts.join(' ');
+}
+
+/** Docker's ps STATUS column. */
+function statusText(c: ContainerRecord, nowMs = Date.now()): string {
+  const s = c.state;
+  const ago = (iso: string) => humanDuration(nowMs - Date.parse(iso));
+  switch (s.Status) {
+    case 'running':
+      return `Up ${ago(s.StartedAt)}`;
+    case 'paused':
+      return `Up ${ago(s.StartedAt)} (Paused)`;
+    case 'exited':
+      return `Exited (${s.ExitCode}) ${ago(s.FinishedAt)} ago`;
+    case 'created':
+      return 'Created';
+    case 'removing':
+      return 'Removal In Progress';
+    case 'dead':
+      return 'Dead';
+    default:
+      return s.Status;
+  }
+}
+
+function portsText(net: NetworkAttachment | undefined, c: ContainerRecord): string {
+  const out: string[] = [];
+  const published = new Set<string>();
+  for (const p of net?.ports ?? []) {
+    published.add(`${p.containerPort}/${p.proto}`);
+    out.push(`${p.hostIP || '0.0.0.0'}:${p.hostPort}->${p.containerPort}/${p.proto}`);
+  }
+  for (const e of Object.keys(c.config.ExposedPorts ?? {})) if (!published.has(e)) out.push(e);
+  return out.join(', ');
+}
+
+
 
 /** Docker's CLI: daemon-side errors of `run` exit 125. */
 class RunError extends ExitError {}
@@ -563,9 +603,9 @@ export function registerContainerCommands(ctx: Ctx): void {
     .action(async (names: string[], o: { format?: string }) => {
       const engine = await ctx.engine();
       await printInspect(ctx, names, o.format, async (n) => {
-        const { anonymous, ...v } = engine.containers.volumes.get(n);
-        void anonymous;
-        return v as unknown as Record<string, unknown>;
+        const v: Partial<ReturnType<typeof engine.containers.volumes.get>> = { ...engine.containers.volumes.get(n) };
+        delete v.anonymous;
+        return v as Record<string, unknown>;
       });
     });
   volume

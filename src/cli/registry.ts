@@ -125,10 +125,9 @@ export function registerRegistryCommands(ctx: Ctx): void {
           if (!names.length) throw new ExitError(1, `Error: An image does not exist locally with the tag: ${ref.familiarName}`);
         }
         for (const n of names) {
-          const r = await engine.push(n, { compression: o.compressionFormat, onEvent: pushRenderer(board, ctx.out) });
+          await engine.push(n, { compression: o.compressionFormat, onEvent: pushRenderer(board, ctx.out) });
           board.flush();
           if (o.quiet) ctx.out.write(`${parseReference(n).withDefaultTag().toString()}\n`);
-          void r;
         }
       });
   push(p.command('push'));

@@ -3,61 +3,6 @@ import type { ContainerRecord } from './types.js';
 import type { NetworkAttachment } from '../network/index.js';
 import { dockerContainerConfig } from '../image/inspect.js';
 
-export function commandString(c: ContainerRecord): string {
-  const parts = [...(c.config.Entrypoint ?? []), ...(c.config.Cmd ?? [])];
-  return parts.join(' ');
-}
-
-/** Docker's ps STATUS column. */
-export function statusText(c: ContainerRecord, nowMs = Date.now()): string {
-  const s = c.state;
-  const ago = (iso: string) => humanDuration(nowMs - Date.parse(iso));
-  switch (s.Status) {
-    case 'running':
-      return `Up ${ago(s.StartedAt)}`;
-    case 'paused':
-      return `Up ${ago(s.StartedAt)} (Paused)`;
-    case 'exited':
-      return `Exited (${s.ExitCode}) ${ago(s.FinishedAt)} ago`;
-    case 'created':
-      return 'Created';
-    case 'removing':
-      return 'Removal In Progress';
-    case 'dead':
-      return 'Dead';
-    default:
-      return s.Status;
-  }
-}
-
-function humanDuration(ms: number): string {
-  const seconds = Math.floor(ms / 1000);
-  if (seconds < 1) return 'Less than a second';
-  if (seconds === 1) return '1 second';
-  if (seconds < 60) return `${seconds} seconds`;
-  const minutes = Math.floor(ms / 60000);
-  if (minutes === 1) return 'About a minute';
-  if (minutes < 60) return `${minutes} minutes`;
-  const hours = Math.floor(ms / 3600000 + 0.5);
-  if (hours === 1) return 'About an hour';
-  if (hours < 48) return `${hours} hours`;
-  if (hours < 24 * 7 * 2) return `${Math.floor(hours / 24)} days`;
-  if (hours < 24 * 30 * 2) return `${Math.floor(hours / 24 / 7)} weeks`;
-  if (hours < 24 * 365 * 2) return `${Math.floor(hours / 24 / 30)} months`;
-  return `${Math.floor(ms / 3600000 / 24 / 365)} years`;
-}
-
-export function portsText(net: NetworkAttachment | undefined, c: ContainerRecord): string {
-  const out: string[] = [];
-  const published = new Set<string>();
-  for (const p of net?.ports ?? []) {
-    published.add(`${p.containerPort}/${p.proto}`);
-    out.push(`${p.hostIP || '0.0.0.0'}:${p.hostPort}->${p.containerPort}/${p.proto}`);
-  }
-  for (const e of Object.keys(c.config.ExposedPorts ?? {})) if (!published.has(e)) out.push(e);
-  return out.join(', ');
-}
-
 export function inspectContainer(c: ContainerRecord, extra: { rootfs: string; upper?: string; lowers?: string[]; logPath: string; net?: NetworkAttachment; mounts: { Type: string; Name?: string; Source: string; Destination: string; RW: boolean }[] }): Record<string, unknown> {
   const net = extra.net;
   const ports: Record<string, { HostIp: string; HostPort: string }[] | null> = {};

@@ -1,11 +1,11 @@
 /** Turns snapshot mounts (data) into real mounts, and back. */
-import { mount, mountOverlay, umount2, MS_BIND, MS_RDONLY, MS_REMOUNT, MNT_DETACH, MS_REC, MS_PRIVATE } from '../sys/native.js';
+import { mount, mountOverlay, umount2, MS_BIND, MS_RDONLY, MS_REMOUNT, MNT_DETACH } from '../sys/native.js';
 import { EngineError, errnoCode } from '../errors/index.js';
 import type { Mount } from './snapshotter.js';
 import { OverlaySnapshotter } from './overlay.js';
 import { VfsSnapshotter } from './vfs.js';
 import type { DB } from '../metadata/db.js';
-import { mkdtempSync, rmdirSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 export function mountAll(mounts: Mount[], target: string): void {
@@ -41,9 +41,6 @@ export function unmount(target: string, opts: { detach?: boolean } = {}): void {
   }
 }
 
-void MS_REC;
-void MS_PRIVATE;
-
 /** Does this kernel mount overlayfs here (needs root, a supporting fs, the module)? */
 export function overlaySupported(root: string): boolean {
   const d = mkdtempSync(join(root, '.overlay-check-'));
@@ -57,7 +54,6 @@ export function overlaySupported(root: string): boolean {
     return false;
   } finally {
     rmSync(d, { recursive: true, force: true });
-    void rmdirSync;
   }
 }
 
