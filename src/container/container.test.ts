@@ -377,3 +377,37 @@ test('named volumes persist across containers; volume ls/inspect/rm', () => {
   ok(['volume', 'rm', 'data']);
   assert.doesNotMatch(ok(['volume', 'ls', '-q']), /^data$/m);
 });
+
+test('an image of 130 layers (past Docker\'s ~125) mounts and runs', () => {
+  const baseLayer = execFileSync('sh', ['-c', `tar -xOf ${join(FIXTURES, 'busybox-base.docker.tar')} $(tar -tf ${join(FIXTURES, 'busybox-base.docker.tar')} | grep layer.tar | head -1)`], { maxBuffer: 64 << 20 });
+  const layers: Buffer[] = [baseLayer];
+  for (let i = 1; i < 130; i++) layers.push(layerTar([{ path: 'layers/', type: 'dir' }, { path: `layers/${String(i).padStart(3, '0')}`, type: 'file', data: `${i}\n` }]));
+  writeDockerArchive(join(work, 'deep.tar'), layers, 'deep/image:130');
+  ok(['load', '-q', '-i', join(work, 'deep.tar')]);
+  assert.equal(JSON.parse(ok(['image', 'inspect', 'deep/image:130']))[0].RootFS.Layers.length, 130);
+  assert.equal(ok(['run', '--rm', 'deep/image:130', 'sh', '-c', 'ls /layers | wc -l; cat /layers/129']), '129\n129\n');
+});
+
+test('after a host reboot a container recorded as running is stopped and removable', async () => {
+  const id = ok(['run', '-d', '--name', 'boot', BB, 'sleep', '1000']).trim();
+  // pretend the container was started under another boot: its processes would be gone
+  ok(['kill', id]);
+  const { default: Database } = await import('better-sqlite3');
+  const db = new Database(join(root, 'metadata.db'));
+  const row = db.prepare('SELECT state FROM containers WHERE id = ?').get(id) as { state: string };
+  const state = JSON.parse(row.state);
+  db.prepare('UPDATE containers SET state = ?, status = ? WHERE id = ?').run(JSON.stringify({ ...state, Status: 'running', Running: true, BootId: 'an-earlier-boot' }), 'running', id);
+  db.close();
+  assert.match(ok(['ps', '-a', '--filter', 'name=boot', '--format', '{{.Status}}']), /^Exited \(255\)/);
+  ok(['rm', 'boot']);
+  assert.ok(!existsSync(join(root, 'containers', id)));
+});
+
+test('--network none has only loopback; --network host shares the host\'s interfaces; --read-only, --init, -w, -u, --hostname, -e', () => {
+  assert.equal(ok(['run', '--rm', '--network', 'none', BB, 'sh', '-c', 'ls /sys/class/net']).trim(), 'lo');
+  const hostIfs = readdirSync('/sys/class/net').sort().join(' ');
+  assert.equal(ok(['run', '--rm', '--network', 'host', BB, 'sh', '-c', 'ls /sys/class/net | sort | tr "\\n" " "']).trim(), hostIfs);
+  assert.notEqual(lb(root, ['run', '--rm', '--read-only', BB, 'touch', '/x']).code, 0);
+  assert.equal(ok(['run', '--rm', '--init', BB, 'sh', '-c', 'cat /proc/1/comm']).trim(), 'tini-static');
+  assert.equal(ok(['run', '--rm', '-w', '/opt/app', '-u', '1000:1000', '--hostname', 'box', '-e', 'X=y', BB, 'sh', '-c', 'pwd; id -u; id -g; hostname; echo $X']), '/opt/app\n1000\n1000\nbox\ny\n');
+});

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, statSync, writeFileSync, lstatSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { FIXTURES, walkTree, readExpected, compareWithExpected } from '../testing/tree.js';
 import { lb, tempRoot } from '../testing/cli.js';
@@ -93,3 +94,40 @@ function apparentSize(dir: string): number {
   walk(dir);
   return n;
 }
+
+test('the copying fallback (vfs) loads and mounts the same tree', () => {
+  const t = tempRoot();
+  try {
+    const r = lb(t.root, ['--storage-driver', 'vfs', 'load', '-i', fixture('busybox-changed.docker.tar')]);
+    assert.equal(r.code, 0, r.stderr);
+    const path = lb(t.root, ['image', 'mount', 'bench/busybox:changed']).stdout.trim();
+    assert.deepEqual(compareWithExpected(walkTree(path), readExpected('busybox-changed.expected.json')), []);
+    assert.throws(() => writeFileSync(join(path, 'x'), 'x'), { code: 'EROFS' });
+    assert.equal(lb(t.root, ['image', 'unmount', 'bench/busybox:changed']).code, 0);
+    assert.match(lb(t.root, ['info']).stdout, /Storage Driver: vfs/);
+    // a store keeps its driver
+    const other = lb(t.root, ['--storage-driver', 'overlay', 'images']);
+    assert.notEqual(other.code, 0);
+    assert.match(other.stderr, /uses the vfs storage driver/);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('progress: per-layer bars on a terminal, plain lines otherwise, nothing with -q', () => {
+  const t = tempRoot();
+  try {
+    const plain = lb(t.root, ['load', '-i', fixture('busybox-base.docker.tar')]);
+    assert.equal(plain.stdout, '2d253da2832f: Loading layer complete (2.15MB)\nLoaded image: bench/busybox:latest\n');
+    lb(t.root, ['rmi', 'bench/busybox']);
+    const quiet = lb(t.root, ['load', '-q', '-i', fixture('busybox-base.docker.tar')]);
+    assert.equal(quiet.stdout, 'Loaded image: bench/busybox:latest\n');
+    lb(t.root, ['rmi', 'bench/busybox']);
+    // a real terminal (script(1) gives the command a pty)
+    const tty = spawnSync('script', ['-qec', `stty cols 120 rows 40; env LAYERBOX_ROOT=${t.root} ${process.execPath} ${join(FIXTURES, '..', 'bin', 'layerbox.js')} load -i ${fixture('busybox-base.docker.tar')}`, '/dev/null'], { env: { ...process.env, COLUMNS: '120' } });
+    const out = tty.stdout.toString();
+    assert.match(out, /2d253da2832f: Loading layer \[=+>\s*\]\s+2\.15MB\/2\.15MB/);
+  } finally {
+    t.cleanup();
+  }
+});

@@ -71,6 +71,26 @@ test('round trip: load -> push -> rmi -> pull gives the same tree and manifest d
     assert.deepEqual(insp.RootFS.Layers, expected.image.rootfsLayers);
     assert.equal(insp.Id, expected.image.id, 'the config survives byte for byte');
     assert.deepEqual(insp.RepoDigests, [`${open.host}/bench/busybox@${pushed}`]);
+    // the same image into another repository of the registry: blobs are mounted, not sent
+    const other = `${open.host}/other/busybox:copy`;
+    assert.equal((await lbp(t.root, ['tag', name, other])).code, 0);
+    const p3 = await lbp(t.root, ['push', other]);
+    assert.equal(p3.code, 0, p3.stderr);
+    assert.equal((p3.stdout.match(/Mounted from bench\/busybox/g) ?? []).length, 2, p3.stdout);
+    // zstd when asked: new blobs, and they come back intact
+    const z = `${open.host}/zstd/busybox:1`;
+    assert.equal((await lbp(t.root, ['tag', name, z])).code, 0);
+    const pz = await lbp(t.root, ['push', '--compression-format', 'zstd', z]);
+    assert.equal(pz.code, 0, pz.stderr);
+    assert.match(pz.stdout, /Pushed/);
+    const tz = tempRoot();
+    try {
+      const r = await lbp(tz.root, ['pull', z]);
+      assert.equal(r.code, 0, r.stderr);
+      await assertTreeP(tz.root, z);
+    } finally {
+      tz.cleanup();
+    }
     // pulling again: nothing to fetch
     const again = await lbp(t.root, ['pull', name]);
     assert.match(again.stdout, /Status: Image is up to date/);
