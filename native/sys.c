@@ -130,6 +130,18 @@ static napi_value Lsetxattr(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* fsetxattr(fd, name, value: Buffer) */
+static napi_value Fsetxattr(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  int32_t fd; char *name; void *data; size_t len;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok) { napi_throw_type_error(env, NULL, "fd must be a number"); return NULL; }
+  if (!get_str(env, argv[1], &name, 0)) return NULL;
+  if (napi_get_buffer_info(env, argv[2], &data, &len) != napi_ok) { free(name); napi_throw_type_error(env, NULL, "value must be a Buffer"); return NULL; }
+  if (fsetxattr(fd, name, data, len, 0) != 0) { int e = errno; throw_errno(env, e, "fsetxattr", name); free(name); return NULL; }
+  free(name);
+  return undef(env);
+}
+
 /* lgetxattr(path, name) -> Buffer | null (null when the attribute is absent) */
 static napi_value Lgetxattr(napi_env env, napi_callback_info info) {
   ARGS(2);
@@ -347,6 +359,7 @@ NAPI_MODULE_INIT() {
     {"mknod", NULL, Mknod, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lsetxattr", NULL, Lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lgetxattr", NULL, Lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"fsetxattr", NULL, Fsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"llistxattr", NULL, Llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lremovexattr", NULL, Lremovexattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"mount", NULL, Mount, NULL, NULL, NULL, napi_enumerable, NULL},

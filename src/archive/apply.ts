@@ -40,10 +40,11 @@ import {
   unlinkSync,
   utimesSync,
   writeSync,
+  write,
   type Stats,
 } from 'node:fs';
 import { EngineError, errnoCode, invalidArgument } from '../errors/index.js';
-import { lsetxattr, mknod, makeWhiteout, S_IFBLK, S_IFCHR, S_IFIFO } from '../sys/native.js';
+import { fsetxattr, lsetxattr, mknod, makeWhiteout, S_IFBLK, S_IFCHR, S_IFIFO } from '../sys/native.js';
 import type { TarHandler } from './tar/reader.js';
 import type { TarHeader } from './tar/header.js';
 import { cleanComponents, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './paths.js';
@@ -81,6 +82,8 @@ const MAX_SYMLINK_HOPS = 255;
 const MAX_DEPTH = 1024;
 const MAX_PATH = 4096;
 const MAX_MAJOR = 0xfff;
+/** Files at least this big are written behind, on the thread pool. */
+const WRITE_BEHIND_MIN = 64 * 1024;
 const MAX_MINOR = 0xfffff;
 
 function isForbiddenXattr(name: string): boolean {
@@ -98,6 +101,20 @@ function isAllZero(b: Buffer): boolean {
   return true;
 }
 
+/** pwrite on the thread pool until the whole chunk is written. */
+function writeAll(fd: number, buf: Buffer, pos: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (off: number) => {
+      write(fd, buf, off, buf.length - off, pos + off, (err, n) => {
+        if (err) reject(err);
+        else if (off + n < buf.length) step(off + n);
+        else resolve();
+      });
+    };
+    step(0);
+  });
+}
+
 interface PendingDir {
   abs: string;
   mode: number;
@@ -108,6 +125,8 @@ export class LayerApplier implements TarHandler {
   readonly stats: ApplyStats = { entries: 0, files: 0, dirs: 0, symlinks: 0, hardlinks: 0, devices: 0, whiteouts: 0, bytes: 0 };
   private readonly root: string;
   private readonly sameOwner: boolean;
+  /** files we create get uid/gid 0 */
+  private readonly rootCreator: boolean;
   /** root-relative resolved path -> true for directories known to exist (created or checked). */
   private readonly dirs = new Set<string>(['']);
   /** resolved relative paths this layer wrote (files, links, dirs, devices, whiteouts). */
@@ -116,15 +135,22 @@ export class LayerApplier implements TarHandler {
   private readonly opaqueDirs = new Set<string>();
   // current regular file being written
   private fd = -1;
-  private fdPath = '';
   private pos = 0;
   /** the last chunk of the current file was skipped as a hole */
   private hole = false;
+  /** write-behind state: the current file's write chain, files finishing, bytes queued */
+  private behind = false;
+  private chain: Promise<void> = Promise.resolve();
+  private readonly pendingFiles = new Set<Promise<void>>();
+  private _backlog = 0;
+  private readonly waiters: (() => void)[] = [];
+  private failure: unknown;
   private cur: TarHeader | undefined;
 
   constructor(private readonly opts: ApplyOptions) {
     this.root = opts.root.replace(/\/+$/, '');
     this.sameOwner = opts.sameOwner ?? process.getuid?.() === 0;
+    this.rootCreator = process.geteuid?.() === 0 && process.getegid?.() === 0;
   }
 
   private abs(rel: string): string {
@@ -183,6 +209,7 @@ export class LayerApplier implements TarHandler {
 
   onData(chunk: Buffer): void {
     if (this.fd < 0) return; // payload of an entry we do not keep
+    if (this.failure) throw this.failure;
     // Holes for zero runs: an all-zero chunk is skipped, whatever its size (the file is new,
     // so what is not written reads as zeros; a decompressor's small chunks between large
     // ones would otherwise allocate a block each).
@@ -192,6 +219,20 @@ export class LayerApplier implements TarHandler {
       return;
     }
     this.hole = false;
+    if (this.behind) {
+      // write-behind: the thread pool copies into the page cache while we parse on
+      const fd = this.fd;
+      const pos = this.pos;
+      this.pos += chunk.length;
+      this._backlog += chunk.length;
+      this.chain = this.chain.then(
+        () => writeAll(fd, chunk, pos),
+      ).finally(() => {
+        this._backlog -= chunk.length;
+        this.wake();
+      });
+      return;
+    }
     let off = 0;
     while (off < chunk.length) {
       const n = writeSync(this.fd, chunk, off, chunk.length - off, this.pos);
@@ -204,19 +245,80 @@ export class LayerApplier implements TarHandler {
     const h = this.cur;
     if (this.fd >= 0 && h) {
       const fd = this.fd;
+      const hole = this.hole;
       this.fd = -1;
-      try {
-        // a trailing run of zeros was skipped as a hole: extend the file to its size
-        if (this.hole) ftruncateSync(fd, h.size);
-        if (this.sameOwner) fchownSync(fd, h.uid, h.gid);
-        fchmodSync(fd, h.mode); // after chown: chown clears setuid/setgid
-        this.xattrs(this.fdPath, h);
-        futimesSync(fd, h.mtime, h.mtime);
-      } finally {
-        closeSync(fd);
+      if (this.behind) {
+        // metadata after the last write (a write clears setuid bits and capabilities)
+        const done = this.chain.then(() => this.finishFile(fd, h, hole));
+        this.chain = Promise.resolve();
+        this.behind = false;
+        const tracked: Promise<void> = done.catch((e: unknown) => {
+          this.failure ??= e;
+          try {
+            closeSync(fd);
+          } catch {
+            /* closed */
+          }
+        }).finally(() => {
+          this.pendingFiles.delete(tracked);
+          this.wake();
+        });
+        this.pendingFiles.add(tracked);
+      } else {
+        try {
+          this.finishFile(fd, h, hole);
+        } catch (e) {
+          try {
+            closeSync(fd);
+          } catch {
+            /* closed */
+          }
+          throw e;
+        }
       }
     }
     this.cur = undefined;
+  }
+
+  /** ftruncate for a trailing hole, owner, mode, xattrs, times; closes the fd. */
+  private finishFile(fd: number, h: TarHeader, hole: boolean): void {
+    // a trailing run of zeros was skipped as a hole: extend the file to its size
+    if (hole) ftruncateSync(fd, h.size);
+    if (this.needsChown(h)) fchownSync(fd, h.uid, h.gid);
+    fchmodSync(fd, h.mode); // after chown: chown clears setuid/setgid
+    this.fdXattrs(fd, h);
+    futimesSync(fd, h.mtime, h.mtime);
+    closeSync(fd);
+  }
+
+  /** Bytes handed to the thread pool and not yet written. */
+  get backlog(): number {
+    return this._backlog;
+  }
+
+  /** Resolves when the write-behind backlog is below `limit` (back-pressure for the reader). */
+  drain(limit = 0): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this._backlog <= limit && (limit > 0 || this.pendingFiles.size === 0)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.waiters.push(() => {
+        if (this.failure) reject(this.failure);
+        else if (this._backlog <= limit && (limit > 0 || this.pendingFiles.size === 0)) resolve();
+        else this.drain(limit).then(resolve, reject);
+      });
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiters.splice(0);
+    for (const f of w) f();
+  }
+
+  /** Waits for every write-behind to land (and fails if one failed). */
+  async flush(): Promise<void> {
+    await this.drain(0);
+    while (this.pendingFiles.size) await Promise.all([...this.pendingFiles]);
+    if (this.failure) throw this.failure;
   }
 
   /** Applies deferred work: opaque markers (delete mode), directory modes and mtimes. */
@@ -380,7 +482,8 @@ export class LayerApplier implements TarHandler {
 
   private applyDirMeta(rel: string, h: TarHeader): void {
     const abs = this.abs(rel);
-    if (this.sameOwner) lchownSync(abs, h.uid, h.gid);
+    // the root directory existed before us: its owner is whatever the snapshot made
+    if (rel === '' ? this.sameOwner : this.needsChown(h)) lchownSync(abs, h.uid, h.gid);
     this.xattrs(rel, h);
     this.pendingDirs.set(rel, { abs, mode: h.mode, mtime: h.mtime });
   }
@@ -389,9 +492,9 @@ export class LayerApplier implements TarHandler {
     this.replace(rel);
     const abs = this.abs(rel);
     this.fd = openSync(abs, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-    this.fdPath = rel;
     this.pos = 0;
     this.hole = false;
+    this.behind = h.size >= WRITE_BEHIND_MIN;
     this.written.add(rel);
     this.stats.files++;
     this.stats.bytes += h.size;
@@ -512,11 +615,40 @@ export class LayerApplier implements TarHandler {
     walk(dir);
   }
 
+  /**
+   * In a fresh root, what we create is already owned 0:0 (we run as root, and the
+   * directories we made carry no setgid bit until finish): chown only for other owners.
+   */
+  private needsChown(h: TarHeader): boolean {
+    if (!this.sameOwner) return false;
+    return !(this.opts.fresh && this.rootCreator && h.uid === 0 && h.gid === 0);
+  }
+
   private ownerAndTimes(rel: string, h: TarHeader, isLink: boolean): void {
     const abs = this.abs(rel);
-    if (this.sameOwner) lchownSync(abs, h.uid, h.gid);
+    if (this.needsChown(h)) lchownSync(abs, h.uid, h.gid);
     if (isLink) lutimesSync(abs, h.mtime, h.mtime);
     else utimesSync(abs, h.mtime, h.mtime);
+  }
+
+  private fdXattrs(fd: number, h: TarHeader): void {
+    if (!h.xattrs) return;
+    for (const [k, v] of h.xattrs) {
+      if (isForbiddenXattr(k)) {
+        this.opts.warn?.(`dropping xattr ${k} of ${JSON.stringify(h.name)}: overlay xattrs from a layer could forge whiteouts`);
+        continue;
+      }
+      try {
+        fsetxattr(fd, k, v);
+      } catch (e) {
+        const c = errnoCode(e);
+        if (c === 'ENOTSUP' || c === 'EPERM' || c === 'EOPNOTSUPP') {
+          this.opts.warn?.(`cannot set xattr ${k} on ${JSON.stringify(h.name)}: ${c}`);
+          continue;
+        }
+        throw e;
+      }
+    }
   }
 
   private xattrs(rel: string, h: TarHeader): void {

@@ -51,6 +51,9 @@ export interface UnpackResult {
 }
 
 export const DEFAULT_MAX_LAYER_BYTES = 64 * 1024 ** 3;
+/** Write-behind back-pressure: stop reading above HIGH queued bytes, resume below LOW. */
+const BACKLOG_HIGH = 64 << 20;
+const BACKLOG_LOW = 16 << 20;
 
 export async function unpackLayer(req: UnpackRequest): Promise<UnpackResult> {
   const where = req.where ?? req.target;
@@ -118,6 +121,7 @@ export async function unpackLayer(req: UnpackRequest): Promise<UnpackResult> {
         if (req.signal?.aborted) throw req.signal.reason ?? new Error('aborted');
         onBlob(c);
         onTar(c);
+        if (applier.backlog > BACKLOG_HIGH) await applier.drain(BACKLOG_LOW);
       }
     } else {
       // compressed: the decompressor runs beside us (zlib on the thread pool, zstd in its
@@ -140,6 +144,7 @@ export async function unpackLayer(req: UnpackRequest): Promise<UnpackResult> {
         for await (const c of d) {
           if (req.signal?.aborted) throw req.signal.reason ?? new Error('aborted');
           onTar(c as Buffer);
+          if (applier.backlog > BACKLOG_HIGH) await applier.drain(BACKLOG_LOW);
         }
       } catch (e) {
         d.destroy();
@@ -150,9 +155,11 @@ export async function unpackLayer(req: UnpackRequest): Promise<UnpackResult> {
       await producer;
     }
     parser.end();
+    await applier.flush();
     applier.finish();
   } catch (e) {
     applier.abort();
+    await applier.flush().catch(() => {}); // let queued writes settle before the caller cleans up
     discardTarsplit();
     src.destroy();
     throw wrapZlib(e, where);

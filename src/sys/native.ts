@@ -12,6 +12,7 @@ interface NativeSys {
   mknod(path: string, mode: number, major: number, minor: number): void;
   lsetxattr(path: string, name: string, value: Buffer): void;
   lgetxattr(path: string, name: string): Buffer | null;
+  fsetxattr(fd: number, name: string, value: Buffer): void;
   llistxattr(path: string): string[];
   lremovexattr(path: string, name: string): void;
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
@@ -63,6 +64,7 @@ export const S_IFIFO = 0o010000;
 export const mknod = (p: string, mode: number, major: number, minor: number) => sys().mknod(p, mode, major, minor);
 export const lsetxattr = (p: string, name: string, value: Buffer) => sys().lsetxattr(p, name, value);
 export const lgetxattr = (p: string, name: string) => sys().lgetxattr(p, name);
+export const fsetxattr = (fd: number, name: string, value: Buffer) => sys().fsetxattr(fd, name, value);
 export const llistxattr = (p: string) => sys().llistxattr(p);
 export const lremovexattr = (p: string, name: string) => sys().lremovexattr(p, name);
 export const syncfs = (p: string) => sys().syncfs(p);
