@@ -60,7 +60,7 @@ export async function pushImage(ctx: PushContext, name: string, opts: PushOption
   let manifestBytes: Buffer;
   let mediaType: string;
   if (reused) {
-    for (const { c } of layersTopFirst) emit({ type: 'layer', id: short(ctx.images.layers.get(c)!.diffId), status: 'Layer already exists' });
+    for (const { c, i } of layersTopFirst) emit({ type: 'layer', id: short(ctx.images.layers.get(c)!.diffId), status: reused.status[i]! });
     manifestBytes = reused.bytes;
     mediaType = reused.mediaType;
   } else {
@@ -153,7 +153,14 @@ function score(s: { registry: string; repository: string }, ref: ImageRef, repo:
   return (s.registry === ref.domain ? 2 : 0) + (s.repository === repo ? 1 : 0);
 }
 
-async function reusableManifest(ctx: PushContext, client: RegistryClient, image: ImageRecord, ref: ImageRef, repo: string, opts: PushOptions): Promise<{ bytes: Buffer; mediaType: string } | undefined> {
+async function reusableManifest(
+  ctx: PushContext,
+  client: RegistryClient,
+  image: ImageRecord,
+  ref: ImageRef,
+  repo: string,
+  opts: PushOptions,
+): Promise<{ bytes: Buffer; mediaType: string; status: ('Layer already exists' | `Mounted from ${string}`)[] } | undefined> {
   for (const rd of image.repoDigests) {
     let bytes: Buffer;
     try {
@@ -170,11 +177,17 @@ async function reusableManifest(ctx: PushContext, client: RegistryClient, image:
     if (!m.layers || !m.config || m.config.digest !== image.id) continue; // an index, or another image
     if (opts.compression && !m.layers.every((l) => wantsType(opts.compression!, l.mediaType))) continue;
     let ok = true;
+    const status: ('Layer already exists' | `Mounted from ${string}`)[] = [];
     for (const l of m.layers) {
-      if ((await client.blobExists(repo, l.digest, { signal: opts.signal })) === l.size) continue;
+      if ((await client.blobExists(repo, l.digest, { signal: opts.signal })) === l.size) {
+        status.push('Layer already exists');
+        continue;
+      }
       let mounted = false;
+      let fromPath = '';
       try {
         const from = parseReference(rd.repo);
+        fromPath = from.path;
         if (from.domain === ref.domain && from.path !== repo) mounted = (await client.mountBlob(repo, l.digest, from.path, { signal: opts.signal })).mounted;
       } catch {
         mounted = false;
@@ -183,8 +196,9 @@ async function reusableManifest(ctx: PushContext, client: RegistryClient, image:
         ok = false;
         break;
       }
+      status.push(`Mounted from ${fromPath}`);
     }
-    if (ok) return { bytes, mediaType: m.mediaType ?? MediaType.OciManifest };
+    if (ok) return { bytes, mediaType: m.mediaType ?? MediaType.OciManifest, status };
   }
   return undefined;
 }
