@@ -8,7 +8,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, lchownSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { LowerView } from '../archive/overlayfs.js';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join, dirname, relative } from 'node:path';
 import type { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -453,7 +453,7 @@ export class ContainerManager {
         // the merged config (image defaults folded in at create) is what the container runs
         const built = await buildSpec({ rootfs, readonlyRootfs: c.hostConfig.ReadonlyRootfs, image: c.config, options });
         trace('start: spec built');
-        await createContainer({
+        const created = await createContainer({
           id: c.id,
           name: c.name,
           runtime: rt,
@@ -472,20 +472,19 @@ export class ContainerManager {
         if (opts.consoleSize && c.config.Tty) await resizeContainer(paths, opts.consoleSize.height, opts.consoleSize.width).catch(() => {});
         await startContainer(rt, c.id);
         trace('start: started');
-        const st = await rt.state(c.id);
         const state = {
           ...c.state,
           Status: 'running' as const,
           Running: true,
           Paused: false,
-          Pid: st?.pid ?? 0,
+          Pid: created.pid,
           ExitCode: 0,
           Error: '',
           StartedAt: now(),
           FinishedAt: ZERO_TIME,
           BootId: bootId(),
           NetworkAttached: true,
-          ConmonPid: Number(readFileSync(join(paths.bundleDir, 'conmon.pid'), 'utf8').trim()) || 0,
+          ConmonPid: created.conmonPid,
         };
         this.store.setState(c.id, state);
         return { c: { ...c, state }, ...(att ? { detach: () => att!.detach(), attached: att.done } : {}) };
@@ -531,7 +530,7 @@ export class ContainerManager {
       const r = await this.refresh(cur);
       if (r.state.Running) return; // still running (a stale exit command of a previous run)
       await this.releaseResources(r);
-      if (r.hostConfig.AutoRemove) await this.removeLocked(r, { volumes: true });
+      if (r.hostConfig.AutoRemove) await this.removeLocked(r, { volumes: true, released: true });
     } finally {
       lock.release();
     }
@@ -540,8 +539,11 @@ export class ContainerManager {
   /** Runtime record, conmon files, network, root file system mount. */
   private async releaseResources(c: ContainerRecord, opts: { keepMount?: boolean } = {}): Promise<void> {
     const rt = await this.runtime();
-    await cleanupContainer(rt, this.paths(c.id), c.id).catch(() => {});
-    if (c.state.NetworkAttached || (await this.network.inspect(c.id))) await this.network.teardown(c.id);
+    // independent of each other once the process is gone: runtime record, network, mount
+    const network = (async () => {
+      if (c.state.NetworkAttached || (await this.network.inspect(c.id))) await this.network.teardown(c.id);
+    })();
+    await Promise.all([cleanupContainer(rt, this.paths(c.id), c.id).catch(() => {}), network]);
     const cur = this.store.get(c.id);
     if (cur?.state.NetworkAttached) this.store.setState(c.id, { ...cur.state, NetworkAttached: false });
     if (!opts.keepMount) unmount(this.rootfs(c.id));
@@ -617,16 +619,17 @@ export class ContainerManager {
     return c.id;
   }
 
-  private async removeLocked(c: ContainerRecord, opts: { volumes?: boolean }): Promise<void> {
-    await this.releaseResources(c);
+  private async removeLocked(c: ContainerRecord, opts: { volumes?: boolean; released?: boolean }): Promise<void> {
+    if (!opts.released) await this.releaseResources(c);
     // mark first: a crash from here on leaves a row that says it is being removed
     this.store.setState(c.id, { ...c.state, Status: 'removing' });
     const vols = (this.d.db.prepare('SELECT volume FROM container_volumes WHERE container_id = ?').all(c.id) as { volume: string }[]).map((r) => r.volume);
     this.d.db.prepare('DELETE FROM container_volumes WHERE container_id = ?').run(c.id);
-    if (this.d.snapshots.stat(c.snapshot)) await this.d.snapshots.remove(c.snapshot);
-    if (this.d.snapshots.stat(`${c.snapshot}-init`)) await this.d.snapshots.remove(`${c.snapshot}-init`);
-    await removeTree(this.dir(c.id));
-    await removeTree(join(this.paths(c.id).exitDir, c.id)).catch(() => {});
+    const snaps = (async () => {
+      if (this.d.snapshots.stat(c.snapshot)) await this.d.snapshots.remove(c.snapshot);
+      if (this.d.snapshots.stat(`${c.snapshot}-init`)) await this.d.snapshots.remove(`${c.snapshot}-init`);
+    })();
+    await Promise.all([snaps, removeTree(this.dir(c.id)), rm(join(this.paths(c.id).exitDir, c.id), { force: true })]);
     this.store.delete(c.id);
     if (opts.volumes) {
       for (const v of vols) {

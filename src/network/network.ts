@@ -117,10 +117,20 @@ export interface SetupRequest {
   etcDir?: string;
 }
 
+/**
+ * Which CNI plugin list a bridge attachment used (DEL must use the same):
+ * `plain` — bridge + host-local only; NAT and forwarding come from two subnet-wide rules
+ * installed once per boot (no per-container iptables work at all);
+ * `ports` — plus portmap and firewall, for containers that publish ports;
+ * `legacy` — attachments made before variants existed (per-container masquerade).
+ */
+export type ConfVariant = 'plain' | 'ports' | 'legacy';
+
 export interface NetworkAttachment {
   containerId: string;
   mode: NetworkMode;
   state: 'setting-up' | 'ready';
+  variant?: ConfVariant;
   /** the namespace the runtime must join (bridge, none); absent for host */
   netnsPath?: string;
   networkName?: string;
@@ -186,9 +196,10 @@ export class NetworkManager {
   }
 
   /** The conflist of the bridge network: bridge + host-local, portmap, firewall. */
-  async confList(): Promise<CniConfList> {
-    const mtu = this.net.mtu ?? (this.mtu ??= await defaultRouteMtu());
-    return {
+  async confList(variant: ConfVariant = 'ports'): Promise<CniConfList> {
+    // the bridge, once it exists, has the MTU it was made with: no `ip route` per container
+    const mtu = this.net.mtu ?? (this.mtu ??= bridgeMtu(this.net.bridge) ?? (await defaultRouteMtu()));
+    const list: CniConfList = {
       cniVersion: '1.0.0',
       name: this.net.name,
       plugins: [
@@ -196,7 +207,7 @@ export class NetworkManager {
           type: 'bridge',
           bridge: this.net.bridge,
           isGateway: true,
-          ipMasq: true,
+          ipMasq: variant === 'legacy',
           hairpinMode: true,
           mtu,
           ipam: {
@@ -210,6 +221,47 @@ export class NetworkManager {
         { type: 'firewall', backend: 'iptables' },
       ],
     };
+    if (variant === 'plain') list.plugins = list.plugins.slice(0, 1);
+    return list;
+  }
+
+  /**
+   * The two subnet-wide rules that replace per-container NAT and forwarding work (what
+   * Docker does for docker0): masquerade traffic leaving the subnet, accept forwarding to
+   * and from the bridge. Installed once per boot (a marker file records it).
+   */
+  private async ensureHostRules(signal?: AbortSignal): Promise<void> {
+    const marker = join(this.stateDir, 'host-rules');
+    const want = `${bootId()} ${this.net.bridge} ${this.net.subnet}\n`;
+    if ((await readFile(marker, 'utf8').catch(() => '')) === want) return;
+    const tag = ['-m', 'comment', '--comment', `layerbox ${this.net.name}`];
+    const rules: [string, string[]][] = [
+      ['nat', ['POSTROUTING', '-s', this.net.subnet, '!', '-o', this.net.bridge, ...tag, '-j', 'MASQUERADE']],
+      ['filter', ['FORWARD', '-i', this.net.bridge, ...tag, '-j', 'ACCEPT']],
+      ['filter', ['FORWARD', '-o', this.net.bridge, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', ...tag, '-j', 'ACCEPT']],
+    ];
+    for (const [table, r] of rules) {
+      const check = await run('iptables', ['-w', '-t', table, '-C', ...r], { allowFailure: true, signal });
+      if (check.code !== 0) await run('iptables', ['-w', '-t', table, table === 'filter' ? '-I' : '-A', ...r], { signal });
+    }
+    await run('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1'], { allowFailure: true, signal });
+    await writeFileAtomic(marker, want, 0o600);
+  }
+
+  /** Removes the subnet-wide rules (prune). */
+  private async removeHostRules(): Promise<void> {
+    const tag = ['-m', 'comment', '--comment', `layerbox ${this.net.name}`];
+    const rules: [string, string[]][] = [
+      ['nat', ['POSTROUTING', '-s', this.net.subnet, '!', '-o', this.net.bridge, ...tag, '-j', 'MASQUERADE']],
+      ['filter', ['FORWARD', '-i', this.net.bridge, ...tag, '-j', 'ACCEPT']],
+      ['filter', ['FORWARD', '-o', this.net.bridge, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', ...tag, '-j', 'ACCEPT']],
+    ];
+    for (const [table, r] of rules) {
+      while ((await run('iptables', ['-w', '-t', table, '-D', ...r], { allowFailure: true })).code === 0) {
+        /* remove every copy */
+      }
+    }
+    await rm(join(this.stateDir, 'host-rules'), { force: true });
   }
 
   // ------------------------------------------------------------------ public API
@@ -258,7 +310,9 @@ export class NetworkManager {
       if (mode !== 'host') att.netnsPath = this.netnsPath(id);
       if (mode === 'bridge') {
         await this.checkSubnetFree(opts.signal);
-        att.ports = await allocatePorts(mappings, await this.heldPorts(id), opts);
+        // port bookkeeping (an iptables scan) only for containers that publish ports
+        att.ports = mappings.length ? await allocatePorts(mappings, await this.heldPorts(id), opts) : [];
+        att.variant = att.ports.length ? 'ports' : 'plain';
         att.networkName = this.net.name;
         att.bridge = this.net.bridge;
         att.ifName = IFNAME;
@@ -271,8 +325,9 @@ export class NetworkManager {
           await loopbackUp(att.netnsPath, id, { pluginDirs: this.pluginDirs, signal: opts.signal });
         }
         if (mode === 'bridge') {
+          await this.ensureHostRules(opts.signal);
           const result = await addNetworkList(
-            await this.confList(),
+            await this.confList(att.variant),
             { containerId: id, netns: att.netnsPath!, ifName: IFNAME, capabilityArgs: { portMappings: toCniPortMappings(att.ports) } },
             { cacheDir: this.cacheDir, pluginDirs: this.pluginDirs, signal: opts.signal },
           );
@@ -354,7 +409,7 @@ export class NetworkManager {
       throw notFound('NETNS_GONE', `the network namespace of container ${containerId} is gone`, { where: a.netnsPath });
     }
     await checkNetworkList(
-      await this.confList(),
+      await this.confList(a.variant ?? 'legacy'),
       { containerId, netns: a.netnsPath, ifName: IFNAME },
       { cacheDir: this.cacheDir, pluginDirs: this.pluginDirs, signal: opts.signal },
     );
@@ -376,6 +431,7 @@ export class NetworkManager {
         await run('ip', ['link', 'del', this.net.bridge], { allowFailure: true });
       }
       await pruneSharedChains();
+      await this.removeHostRules();
       await rm(join(this.ipamDir, this.net.name), { recursive: true, force: true });
       return true;
     } finally {
@@ -409,7 +465,7 @@ export class NetworkManager {
     if (cached || att?.mode === 'bridge') {
       try {
         await delNetworkList(
-          { ...(await this.confList()), name: netName },
+          { ...(await this.confList(att?.variant ?? 'legacy')), name: netName },
           { containerId: id, netns: live ? netns : '', ifName: IFNAME },
           { cacheDir: this.cacheDir, pluginDirs: this.pluginDirs },
         );
@@ -417,9 +473,12 @@ export class NetworkManager {
         err = e;
       }
       // Safety net: what a DEL could not remove (masquerade rules when the netns was gone).
-      const ips = (cached?.result?.ips ?? []).map((i) => i.address);
-      if (att?.ipAddress) ips.push(att.ipAddress);
-      await sweepContainerRules(netName, id, ips);
+      // A plain attachment made no iptables rules: nothing to sweep when its DEL worked.
+      if (err || att?.variant !== 'plain') {
+        const ips = (cached?.result?.ips ?? []).map((i) => i.address);
+        if (att?.ipAddress) ips.push(att.ipAddress);
+        await sweepContainerRules(netName, id, ips);
+      }
       if (!err) await this.releaseLeases(netName, id);
     }
     await removeNetns(netns);
@@ -546,6 +605,15 @@ export function describeResult(r: CniResult, netns: string): Partial<NetworkAtta
 }
 
 /** MTU of the interface the default route uses (containers then never exceed the uplink's). */
+function bridgeMtu(bridge: string): number | undefined {
+  try {
+    const mtu = Number(readFileSync(`/sys/class/net/${bridge}/mtu`, 'utf8').trim());
+    return mtu >= 576 && mtu <= 65535 ? mtu : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function defaultRouteMtu(): Promise<number> {
   try {
     const r = await run('ip', ['-j', '-4', 'route', 'show', 'default'], { allowFailure: true });
