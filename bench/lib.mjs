@@ -79,7 +79,7 @@ export function startDockerd() {
   const root = '/tmp/layerbox-bench-docker';
   const sock = `${root}.sock`;
   mkdirSync(root, { recursive: true });
-  const child = spawn('dockerd', ['--data-root', root, '--host', `unix://${sock}`, '--pidfile', `${root}.pid`, '--exec-root', `${root}-exec`, '--iptables=false', '--bridge=none', '--storage-driver=overlay2'], { stdio: 'ignore', detached: true });
+  const child = spawn('dockerd', ['--data-root', root, '--host', `unix://${sock}`, '--pidfile', `${root}.pid`, '--exec-root', `${root}-exec`, '--storage-driver=overlay2'], { stdio: 'ignore', detached: true });
   const denv = { DOCKER_HOST: `unix://${sock}`, DOCKER_API_VERSION: '1.41' };
   for (let i = 0; i < 100; i++) {
     if (spawnSync('docker', ['info'], { env: { ...env, ...denv } }).status === 0) {
