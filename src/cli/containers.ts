@@ -494,7 +494,7 @@ export function registerContainerCommands(ctx: Ctx): void {
       .argument('<container>')
       .action(async (name: string) => {
         const engine = await ctx.engine();
-        for (const ch of await engine.diff(name)) ctx.out.write(`${ch.kind} ${ch.path}\n`);
+        ctx.out.write((await engine.diff(name)).map((ch) => `${ch.kind} ${ch.path}\n`).join(""));
       });
   diff(p.command('diff'));
   diff(container.command('diff'));

@@ -218,3 +218,17 @@ test('kill -9 during commit leaves no half-written image; the retry succeeds', a
   );
   ok(['rm', '-f', id]);
 });
+
+test('a stopped container committed, then started and changed again, leaves the committed layer untouched', () => {
+  ok(['run', '--name', 'sharer', BB, 'sh', '-c', 'echo one > /data.txt']);
+  const cid = 'sharer';
+  ok(['commit', cid, 'test/shared:1']);
+  // the container writes again to the file the layer holds (the same inode before unsharing)
+  ok(['start', '-a', cid]);
+  ok(['cp', join(FIXTURES, 'README.md'), `${cid}:/data.txt`]);
+  assert.equal(ok(['run', '--rm', 'test/shared:1', 'cat', '/data.txt']), 'one\n');
+  const c = lb(root, ['system', 'check']);
+  assert.equal(c.code, 0, c.stdout);
+  ok(['rm', cid]);
+  assert.equal(ok(['run', '--rm', 'test/shared:1', 'cat', '/data.txt']), 'one\n');
+});

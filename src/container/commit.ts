@@ -77,10 +77,16 @@ export async function commitContainer(deps: CommitDeps, ref: string, opts: Commi
   const tsPath = join(deps.tmpDir, `${key}.tarsplit`);
   let tarsplit: TarSplitWriter | undefined;
   try {
-    // the copy and the walk read the same (frozen) upper dir at the same time
+    // the copy and the walk read the same (frozen) upper dir at the same time. A stopped
+    // container's upper dir does not change until the container is written again: the new
+    // layer shares its inodes (cp -al, metadata only), and the container takes a private
+    // copy before its next write (ContainerManager.ensureMounted). A running one, paused
+    // only for the commit, gets a real copy.
+    const shared = !c.state.Running;
     const dir = await deps.snapshots.prepare(key, undefined, { temporary: true });
     tarsplit = new TarSplitWriter(tsPath);
-    const copying = run('cp', ['-a', '--reflink=auto', upper + '/.', dir + '/']);
+    if (shared) deps.containers.markUpperShared(c.id);
+    const copying = run('cp', shared ? ['-a', '-l', upper + '/.', dir + '/'] : ['-a', '--reflink=auto', upper + '/.', dir + '/']);
     copying.catch(() => {});
     let tarSize = 0;
     const w = await writeLayer(upper, lowers, (chunk) => {

@@ -6,7 +6,8 @@
  * container exits, which unmounts its root file system and releases its network.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, lchownSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lchownSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { run } from '../sys/exec.js';
 import { LowerView } from '../archive/overlayfs.js';
 import { readFile, rm } from 'node:fs/promises';
 import { join, dirname, relative } from 'node:path';
@@ -365,7 +366,37 @@ export class ContainerManager {
 
   // ------------------------------------------------------------------ start / run
 
-  async ensureMounted(c: ContainerRecord): Promise<string> {
+  /** Marks the container's upper dir as shared with a committed layer (see commit). */
+  markUpperShared(id: string): void {
+    const c = this.store.get(id);
+    if (c && !c.state.UpperShared) this.store.setState(id, { ...c.state, UpperShared: true });
+  }
+
+  /**
+   * Gives the container a private copy of an upper dir it shares with a committed layer,
+   * before anything can write into it (start, cp into it). The layer keeps the originals.
+   */
+  private async unshareUpper(c: ContainerRecord): Promise<void> {
+    const cur = this.store.get(c.id);
+    if (!cur?.state.UpperShared) return;
+    const rootfs = this.rootfs(c.id);
+    if (await isMountPoint(rootfs)) unmount(rootfs);
+    const upper = this.d.snapshots.fsDir(c.snapshot);
+    const fresh = `${upper}.private`;
+    const old = `${upper}.shared`;
+    rmSync(fresh, { recursive: true, force: true });
+    rmSync(old, { recursive: true, force: true });
+    mkdirSync(fresh, { mode: 0o755 });
+    await run('cp', ['-a', upper + '/.', fresh + '/']);
+    chmodSync(fresh, statSync(upper).mode & 0o7777);
+    renameSync(upper, old);
+    renameSync(fresh, upper);
+    this.store.setState(c.id, { ...cur.state, UpperShared: false });
+    await removeTree(old);
+  }
+
+  async ensureMounted(c: ContainerRecord, opts: { write?: boolean } = { write: true }): Promise<string> {
+    if (opts.write) await this.unshareUpper(c);
     const rootfs = this.rootfs(c.id);
     if (!(await isMountPoint(rootfs))) {
       mkdirSync(rootfs, { recursive: true, mode: 0o755 });
@@ -753,11 +784,12 @@ export class ContainerManager {
   }
 
   /** Runs `fn` with the container's root file system mounted (mounting a stopped one for the time of the call). */
-  async withRootfs<T>(ref: string, fn: (rootfs: string) => Promise<T>): Promise<T> {
+  async withRootfs<T>(ref: string, fn: (rootfs: string) => Promise<T>, opts: { write?: boolean } = {}): Promise<T> {
     const c = await this.get(ref);
     const rootfs = this.rootfs(c.id);
+    if (opts.write) await this.unshareUpper(c);
     const was = await isMountPoint(rootfs);
-    if (!was) await this.ensureMounted(c);
+    if (!was) await this.ensureMounted(c, { write: !!opts.write });
     try {
       return await fn(rootfs);
     } finally {
@@ -775,7 +807,7 @@ export class ContainerManager {
   }
 
   async copyTo(ref: string, src: string, dest: string, opts: { archive?: boolean } = {}): Promise<void> {
-    await this.withRootfs(ref, (rootfs) => copyToContainer(rootfs, src, dest, opts));
+    await this.withRootfs(ref, (rootfs) => copyToContainer(rootfs, src, dest, opts), { write: true });
   }
 
   /** `export`: the container's whole root file system as a tar stream. */

@@ -60,6 +60,8 @@ export interface ContainerState {
   RestartCount?: number;
   /** attached network resources to release (set between network setup and teardown) */
   NetworkAttached?: boolean;
+  /** the upper dir's inodes are shared with a committed layer: copy before the next write */
+  UpperShared?: boolean;
 }
 
 export interface ContainerRecord {
