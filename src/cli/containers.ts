@@ -3,6 +3,8 @@ import { Command } from 'commander';
 import { EngineError, isEngineError } from '../errors/index.js';
 import type { AttachStreams } from '../runtime/index.js';
 import type { ContainerRecord } from '../container/types.js';
+import type { ContainerManager } from '../container/manager.js';
+import type { Volume } from '../container/volumes.js';
 import type { NetworkAttachment } from '../network/index.js';
 import { ExitError, type Ctx } from './ctx.js';
 import { formatRows, goTime, humanDuration, humanSize, since, table } from './format.js';
@@ -105,8 +107,9 @@ export function registerContainerCommands(ctx: Ctx): void {
   const create = (cmd: Command) =>
     addRunFlags(cmd.description('Create a new container').argument('<image>').argument('[command...]').passThroughOptions(), { run: false }).action(async (image: string, args: string[], f: RunFlags) => {
       const engine = await ctx.engine();
+      const cm = await engine.containers();
       engine.onMissingImage = pullHooks();
-      const c = await wrap125(() => engine.containers.create(toCreateRequest(image, args, f)));
+      const c = await wrap125(() => cm.create(toCreateRequest(image, args, f)));
       ctx.out.write(c.id + '\n');
     });
   create(p.command('create'));
@@ -115,34 +118,35 @@ export function registerContainerCommands(ctx: Ctx): void {
   const run = (cmd: Command) =>
     addRunFlags(cmd.description('Run a command in a new container').argument('<image>').argument('[command...]').passThroughOptions(), { run: true }).action(async (image: string, args: string[], f: RunFlags) => {
       const engine = await ctx.engine();
+      const cm = await engine.containers();
       engine.onMissingImage = pullHooks();
       if (f.tty && !process.stdin.isTTY && f.interactive) throw new RunError(1, 'the input device is not a TTY');
       const req = toCreateRequest(image, args, f);
-      const c = await wrap125(() => engine.containers.create(req));
+      const c = await wrap125(() => cm.create(req));
       if (f.detach) {
-        await startOrRemove(engine, c.id, {});
+        await startOrRemove(cm, c.id, {});
         ctx.out.write(c.id + '\n');
         return;
       }
       const io = stdioFor({ stdin: !!f.interactive, tty: !!f.tty });
       const size = f.tty ? terminalSize() : undefined;
-      let started: Awaited<ReturnType<typeof engine.containers.start>>;
+      let started: Awaited<ReturnType<ContainerManager['start']>>;
       try {
-        started = await startOrRemove(engine, c.id, { attach: io.streams, ...(size ? { consoleSize: size } : {}) });
+        started = await startOrRemove(cm, c.id, { attach: io.streams, ...(size ? { consoleSize: size } : {}) });
       } catch (e) {
         io.restore();
         throw e;
       }
       const onResize = () => {
         const s = terminalSize();
-        if (s) void engine.containers.resize(c.id, s.height, s.width);
+        if (s) void cm.resize(c.id, s.height, s.width);
       };
       if (f.tty) process.stdout.on('resize', onResize);
       // without a tty, signals the CLI receives go to the container (Docker's --sig-proxy)
-      const proxy = (sig: NodeJS.Signals) => void engine.containers.kill(c.id, sig).catch(() => {});
+      const proxy = (sig: NodeJS.Signals) => void cm.kill(c.id, sig).catch(() => {});
       if (!f.tty) for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, proxy);
       try {
-        const code = await engine.containers.waitAndCleanup(c.id);
+        const code = await cm.waitAndCleanup(c.id);
         await started.attached?.catch(() => {});
         process.exitCode = code;
       } finally {
@@ -163,13 +167,14 @@ export function registerContainerCommands(ctx: Ctx): void {
       .option('-i, --interactive', "attach container's STDIN")
       .action(async (names: string[], o: { attach?: boolean; interactive?: boolean }) => {
         const engine = await ctx.engine();
+        const cm = await engine.containers();
         if (o.attach || o.interactive) {
           if (names.length > 1) throw new ExitError(1, 'Error: you cannot start and attach multiple containers at once');
-          const c = await engine.containers.get(names[0]!);
+          const c = await cm.get(names[0]!);
           const io = stdioFor({ stdin: !!o.interactive && !!c.config.OpenStdin, tty: !!c.config.Tty });
           try {
-            const s = await engine.containers.start(names[0]!, { attach: io.streams, ...(c.config.Tty && terminalSize() ? { consoleSize: terminalSize()! } : {}) });
-            process.exitCode = await engine.containers.waitAndCleanup(s.c.id);
+            const s = await cm.start(names[0]!, { attach: io.streams, ...(c.config.Tty && terminalSize() ? { consoleSize: terminalSize()! } : {}) });
+            process.exitCode = await cm.waitAndCleanup(s.c.id);
             await s.attached?.catch(() => {});
           } finally {
             io.restore();
@@ -177,7 +182,7 @@ export function registerContainerCommands(ctx: Ctx): void {
           return;
         }
         await each(names, async (n) => {
-          await engine.containers.start(n);
+          await cm.start(n);
           ctx.out.write(n + '\n');
         });
       });
@@ -198,7 +203,8 @@ export function registerContainerCommands(ctx: Ctx): void {
       .option('--format <format>', 'pretty-print containers using a Go template, or json')
       .action(async (o: { all?: boolean; quiet?: boolean; trunc: boolean; last?: string; latest?: boolean; size?: boolean; filter: string[]; format?: string }) => {
         const engine = await ctx.engine();
-        let list = await engine.containers.list();
+        const cm = await engine.containers();
+        let list = await cm.list();
         const all = o.all || o.last !== undefined || o.latest;
         const filters = o.filter.map((f) => {
           const i = f.indexOf('=');
@@ -238,7 +244,7 @@ export function registerContainerCommands(ctx: Ctx): void {
         }
         const rows: Record<string, unknown>[] = [];
         for (const c of list) {
-          const net = c.state.Running ? await engine.containers.attachment(c.id) : undefined;
+          const net = c.state.Running ? await cm.attachment(c.id) : undefined;
           rows.push({
             Command: quoteCommand(c, o.trunc),
             CreatedAt: goTime(c.created),
@@ -281,20 +287,20 @@ export function registerContainerCommands(ctx: Ctx): void {
       });
     }
   };
-  simple('stop', 'Stop one or more running containers', async (n, o) => void (await (await ctx.engine()).containers.stop(n, o.time !== undefined ? Number(o.time) : undefined)), (c) => c.option('-t, --time <seconds>', 'seconds to wait for stop before killing it'));
-  simple('kill', 'Kill one or more running containers', async (n, o) => (await ctx.engine()).containers.kill(n, (o.signal as string) ?? 'SIGKILL'), (c) => c.option('-s, --signal <signal>', 'signal to send to the container', 'SIGKILL'));
+  simple('stop', 'Stop one or more running containers', async (n, o) => void (await (await (await ctx.engine()).containers()).stop(n, o.time !== undefined ? Number(o.time) : undefined)), (c) => c.option('-t, --time <seconds>', 'seconds to wait for stop before killing it'));
+  simple('kill', 'Kill one or more running containers', async (n, o) => (await (await ctx.engine()).containers()).kill(n, (o.signal as string) ?? 'SIGKILL'), (c) => c.option('-s, --signal <signal>', 'signal to send to the container', 'SIGKILL'));
   simple(
     'restart',
     'Restart one or more containers',
     async (n, o) => {
-      const e = await ctx.engine();
-      await e.containers.stop(n, o.time !== undefined ? Number(o.time) : undefined);
-      await e.containers.start(n);
+      const e = await (await ctx.engine()).containers();
+      await e.stop(n, o.time !== undefined ? Number(o.time) : undefined);
+      await e.start(n);
     },
     (c) => c.option('-t, --time <seconds>', 'seconds to wait for stop before killing the container'),
   );
-  simple('pause', 'Pause all processes within one or more containers', async (n) => (await ctx.engine()).containers.pause(n));
-  simple('unpause', 'Unpause all processes within one or more containers', async (n) => (await ctx.engine()).containers.unpause(n));
+  simple('pause', 'Pause all processes within one or more containers', async (n) => (await (await ctx.engine()).containers()).pause(n));
+  simple('unpause', 'Unpause all processes within one or more containers', async (n) => (await (await ctx.engine()).containers()).unpause(n));
   for (const parent of [p, container]) {
     parent
       .command(parent === p ? 'rm' : 'rm')
@@ -304,8 +310,9 @@ export function registerContainerCommands(ctx: Ctx): void {
       .option('-v, --volumes', 'remove anonymous volumes associated with the container')
       .action(async (names: string[], o: { force?: boolean; volumes?: boolean }) => {
         const engine = await ctx.engine();
+        const cm = await engine.containers();
         await each(names, async (n) => {
-          await engine.containers.remove(n, { force: o.force, volumes: o.volumes });
+          await cm.remove(n, { force: o.force, volumes: o.volumes });
           ctx.out.write(n + '\n');
         });
       });
@@ -323,8 +330,9 @@ export function registerContainerCommands(ctx: Ctx): void {
       .option('--until <time>', 'show logs before a timestamp or relative')
       .action(async (name: string, o: { follow?: boolean; tail: string; timestamps?: boolean; since?: string; until?: string }) => {
         const engine = await ctx.engine();
+        const cm = await engine.containers();
         const tail = o.tail === 'all' ? undefined : Number(o.tail);
-        for await (const l of engine.containers.logs(name, { follow: o.follow, ...(tail !== undefined && tail >= 0 ? { tail } : {}), ...(o.since ? { since: parseTime(o.since) } : {}), ...(o.until ? { until: parseTime(o.until) } : {}) })) {
+        for await (const l of cm.logs(name, { follow: o.follow, ...(tail !== undefined && tail >= 0 ? { tail } : {}), ...(o.since ? { since: parseTime(o.since) } : {}), ...(o.until ? { until: parseTime(o.until) } : {}) })) {
           const line = (o.timestamps ? l.time + ' ' : '') + l.data.toString();
           (l.stream === 'stderr' ? process.stderr : process.stdout).write(line);
         }
@@ -348,10 +356,11 @@ export function registerContainerCommands(ctx: Ctx): void {
       .option('--privileged', 'give extended privileges to the command')
       .action(async (name: string, args: string[], o: { interactive?: boolean; tty?: boolean; detach?: boolean; env: string[]; workdir?: string; user?: string; privileged?: boolean }) => {
         const engine = await ctx.engine();
+        const cm = await engine.containers();
         const io = stdioFor({ stdin: !!o.interactive, tty: !!o.tty });
         try {
           const size = o.tty ? terminalSize() : undefined;
-          const r = await engine.containers.exec(name, {
+          const r = await cm.exec(name, {
             args,
             env: o.env.map((e) => (e.includes('=') ? e : `${e}=${process.env[e] ?? ''}`)),
             ...(o.workdir ? { workdir: o.workdir } : {}),
@@ -384,12 +393,13 @@ export function registerContainerCommands(ctx: Ctx): void {
       .option('--no-stdin', 'do not attach STDIN')
       .action(async (name: string, o: { stdin: boolean }) => {
         const engine = await ctx.engine();
-        const c = await engine.containers.get(name);
+        const cm = await engine.containers();
+        const c = await cm.get(name);
         const io = stdioFor({ stdin: o.stdin && !!c.config.OpenStdin, tty: !!c.config.Tty });
         try {
-          const a = await engine.containers.attach(name, io.streams);
+          const a = await cm.attach(name, io.streams);
           await a.done;
-          process.exitCode = await engine.containers.wait(c.id);
+          process.exitCode = await cm.wait(c.id);
         } finally {
           io.restore();
         }
@@ -403,8 +413,9 @@ export function registerContainerCommands(ctx: Ctx): void {
       .argument('<container...>')
       .action(async (names: string[]) => {
         const engine = await ctx.engine();
+        const cm = await engine.containers();
         await each(names, async (n) => {
-          ctx.out.write(`${await engine.containers.wait(n)}\n`);
+          ctx.out.write(`${await cm.wait(n)}\n`);
         });
       });
   wait(p.command('wait'));
@@ -418,7 +429,8 @@ export function registerContainerCommands(ctx: Ctx): void {
     .option('-f, --format <format>', 'format the output using a Go template')
     .action(async (names: string[], o: { format?: string }) => {
       const engine = await ctx.engine();
-      await printInspect(ctx, names, o.format, (n) => engine.containers.inspect(n));
+      const cm = await engine.containers();
+      await printInspect(ctx, names, o.format, (n) => cm.inspect(n));
     });
 
   // ---------------------------------------------------------------- port / rename / top / prune
@@ -429,7 +441,8 @@ export function registerContainerCommands(ctx: Ctx): void {
       .argument('[port]', 'PRIVATE_PORT[/PROTO]')
       .action(async (name: string, filter: string | undefined) => {
         const engine = await ctx.engine();
-        const lines = await engine.containers.ports(name, filter);
+        const cm = await engine.containers();
+        const lines = await cm.ports(name, filter);
         if (filter && lines.length === 0) throw new ExitError(1, `Error: No public port '${filter.includes('/') ? filter : filter + '/tcp'}' published for ${name}`);
         for (const l of lines) ctx.out.write(l + '\n');
       });
@@ -442,7 +455,7 @@ export function registerContainerCommands(ctx: Ctx): void {
       .argument('<container>')
       .argument('<new-name>')
       .action(async (name: string, nn: string) => {
-        (await ctx.engine()).containers.rename(name, nn);
+        (await (await ctx.engine()).containers()).rename(name, nn);
       });
   rename(p.command('rename'));
   rename(container.command('rename'));
@@ -455,7 +468,8 @@ export function registerContainerCommands(ctx: Ctx): void {
       .passThroughOptions()
       .action(async (name: string, psArgs: string[]) => {
         const engine = await ctx.engine();
-        const t = await engine.containers.top(name, psArgs.length ? psArgs : undefined);
+        const cm = await engine.containers();
+        const t = await cm.top(name, psArgs.length ? psArgs : undefined);
         ctx.out.write(table([t.titles, ...t.processes]));
       });
   top(p.command('top'));
@@ -467,6 +481,7 @@ export function registerContainerCommands(ctx: Ctx): void {
     .option('-f, --force', 'do not prompt for confirmation')
     .action(async (o: { force?: boolean }) => {
       const engine = await ctx.engine();
+      const cm = await engine.containers();
       if (!o.force) {
         const { createInterface } = await import('node:readline/promises');
         const rl = createInterface({ input: process.stdin, output: process.stdout });
@@ -474,7 +489,7 @@ export function registerContainerCommands(ctx: Ctx): void {
         rl.close();
         if (!/^y(es)?$/i.test(a.trim())) return;
       }
-      const r = await engine.containers.prune();
+      const r = await cm.prune();
       if (r.removed.length) ctx.out.write('Deleted Containers:\n' + r.removed.join('\n') + '\n\n');
       ctx.out.write('Total reclaimed space: 0B\n');
     });
@@ -484,7 +499,7 @@ export function registerContainerCommands(ctx: Ctx): void {
     .command('cleanup', { hidden: true })
     .argument('<container>')
     .action(async (id: string) => {
-      await (await ctx.engine()).containers.cleanup(id);
+      await (await (await ctx.engine()).containers()).cleanup(id);
     });
 
   // ---------------------------------------------------------------- diff / commit
@@ -526,6 +541,7 @@ export function registerContainerCommands(ctx: Ctx): void {
       .option('-a, --archive', 'archive mode (copy all uid/gid information)')
       .action(async (src: string, dest: string, o: { archive?: boolean }) => {
         const engine = await ctx.engine();
+        const cm = await engine.containers();
         const split = (x: string) => {
           const i = x.indexOf(':');
           // a path with a slash before the colon is a local path (docker's rule)
@@ -537,11 +553,11 @@ export function registerContainerCommands(ctx: Ctx): void {
         if (s && d) throw new ExitError(1, 'Error: copying between containers is not supported');
         if (!s && !d) throw new ExitError(1, 'Error: must specify at least one container source');
         if (s) {
-          if (dest === '-') await engine.containers.copyFrom(s.container, s.path, process.stdout, o);
-          else await engine.containers.copyFrom(s.container, s.path, dest, o);
+          if (dest === '-') await cm.copyFrom(s.container, s.path, process.stdout, o);
+          else await cm.copyFrom(s.container, s.path, dest, o);
         } else {
           if (src === '-') throw new ExitError(1, 'Error: copying a tar stream into a container is not supported yet; give a path');
-          await engine.containers.copyTo(d!.container, src, d!.path, o);
+          await cm.copyTo(d!.container, src, d!.path, o);
         }
       });
   cp(p.command('cp'));
@@ -554,13 +570,14 @@ export function registerContainerCommands(ctx: Ctx): void {
       .option('-o, --output <file>', 'write to a file, instead of STDOUT')
       .action(async (name: string, o: { output?: string }) => {
         const engine = await ctx.engine();
+        const cm = await engine.containers();
         if (!o.output && process.stdout.isTTY) throw new ExitError(1, 'Error: cowardly refusing to save to a terminal. Use the -o flag or redirect');
         if (o.output) {
           const { createWriteStream } = await import('node:fs');
           const out = createWriteStream(o.output, { mode: 0o600 });
-          await engine.containers.export(name, out);
+          await cm.export(name, out);
           await new Promise<void>((res, rej) => out.end(() => res()).on('error', rej));
-        } else await engine.containers.export(name, process.stdout);
+        } else await cm.export(name, process.stdout);
       });
   exportCmd(p.command('export'));
   exportCmd(container.command('export'));
@@ -574,8 +591,9 @@ export function registerContainerCommands(ctx: Ctx): void {
     .option('--label <label>', 'set metadata for a volume', collect, [])
     .action(async (name: string | undefined, o: { label: string[] }) => {
       const engine = await ctx.engine();
+      const cm = await engine.containers();
       const labels = Object.fromEntries(o.label.map((l) => [l.split('=')[0]!, l.split('=').slice(1).join('=')]));
-      ctx.out.write(engine.containers.volumes.create(name, labels).Name + '\n');
+      ctx.out.write(cm.volumes.create(name, labels).Name + '\n');
     });
   volume
     .command('ls')
@@ -585,7 +603,8 @@ export function registerContainerCommands(ctx: Ctx): void {
     .option('--format <format>', 'pretty-print volumes using a Go template, or json')
     .action(async (o: { quiet?: boolean; format?: string }) => {
       const engine = await ctx.engine();
-      const vols = engine.containers.volumes.list();
+      const cm = await engine.containers();
+      const vols = cm.volumes.list();
       if (o.quiet) {
         for (const v of vols) ctx.out.write(v.Name + '\n');
         return;
@@ -602,8 +621,9 @@ export function registerContainerCommands(ctx: Ctx): void {
     .option('-f, --format <format>', 'format the output using a Go template')
     .action(async (names: string[], o: { format?: string }) => {
       const engine = await ctx.engine();
+      const cm = await engine.containers();
       await printInspect(ctx, names, o.format, async (n) => {
-        const v: Partial<ReturnType<typeof engine.containers.volumes.get>> = { ...engine.containers.volumes.get(n) };
+        const v: Partial<Volume> = { ...cm.volumes.get(n) };
         delete v.anonymous;
         return v as Record<string, unknown>;
       });
@@ -616,8 +636,9 @@ export function registerContainerCommands(ctx: Ctx): void {
     .option('-f, --force', 'force the removal of one or more volumes')
     .action(async (names: string[], o: { force?: boolean }) => {
       const engine = await ctx.engine();
+      const cm = await engine.containers();
       await each(names, async (n) => {
-        await engine.containers.volumes.remove(n, { force: o.force });
+        await cm.volumes.remove(n, { force: o.force });
         ctx.out.write(n + '\n');
       });
     });
@@ -628,7 +649,8 @@ export function registerContainerCommands(ctx: Ctx): void {
     .option('-f, --force', 'do not prompt for confirmation')
     .action(async (o: { all?: boolean; force?: boolean }) => {
       const engine = await ctx.engine();
-      const r = await engine.containers.volumes.prune({ all: o.all });
+      const cm = await engine.containers();
+      const r = await cm.volumes.prune({ all: o.all });
       if (r.removed.length) ctx.out.write('Deleted Volumes:\n' + r.removed.join('\n') + '\n\n');
       ctx.out.write(`Total reclaimed space: ${humanSize(r.reclaimed)}\n`);
     });
@@ -662,12 +684,12 @@ async function wrap125<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-async function startOrRemove(engine: Awaited<ReturnType<Ctx['engine']>>, id: string, opts: Parameters<Awaited<ReturnType<Ctx['engine']>>['containers']['start']>[1]) {
+async function startOrRemove(cm: ContainerManager, id: string, opts: Parameters<ContainerManager['start']>[1]) {
   try {
-    return await engine.containers.start(id, opts);
+    return await cm.start(id, opts);
   } catch (e) {
     // `run` that cannot start leaves nothing behind
-    await engine.containers.remove(id, { force: true, volumes: true }).catch(() => {});
+    await cm.remove(id, { force: true, volumes: true }).catch(() => {});
     return wrap125(() => Promise.reject(e));
   }
 }

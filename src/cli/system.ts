@@ -74,9 +74,9 @@ export function registerSystemCommands(ctx: Ctx): void {
       const engine = await ctx.engine();
       await printInspect(ctx, names, o.format, async (n) => {
         if (o.type === 'image') return engine.inspectImage(n);
-        if (o.type === 'container') return engine.containers.inspect(n);
+        if (o.type === 'container') return (await engine.containers()).inspect(n);
         try {
-          return await engine.containers.inspect(n);
+          return await (await engine.containers()).inspect(n);
         } catch (e) {
           if ((e as { kind?: string }).kind !== 'not-found') throw e;
         }

@@ -31,7 +31,9 @@ import type { RegistryClient, CredentialStore } from '../registry/index.js';
 import type { PullEvent, PullResult } from '../image/pull.js';
 import type { PushEvent } from '../image/push.js';
 import type { Platform } from '../oci/types.js';
-import { ContainerManager } from '../container/manager.js';
+// the container machinery (runtime, CNI) is loaded only by commands that use containers
+import type { ContainerManager } from '../container/manager.js';
+import { ContainerStore } from '../container/store.js';
 
 export interface EngineOptions {
   /** Registries reached over plain HTTP (or with unverified TLS), besides loopback. Also $LAYERBOX_INSECURE_REGISTRIES (comma-separated). */
@@ -307,15 +309,19 @@ export class Engine {
 
   private containerManager: ContainerManager | undefined;
 
-  /** Containers (created on first use: image-only commands never touch the runtime). */
-  get containers(): ContainerManager {
-    return (this.containerManager ??= new ContainerManager({
-      db: this.db,
-      root: this.root,
-      images: this.images,
-      snapshots: this.snapshots,
-      resolveImage: (n) => this.resolveOrPull(n),
-    }));
+  /** Containers (loaded on first use: image-only commands never load the runtime). */
+  async containers(): Promise<ContainerManager> {
+    if (!this.containerManager) {
+      const { ContainerManager } = await import('../container/manager.js');
+      this.containerManager ??= new ContainerManager({
+        db: this.db,
+        root: this.root,
+        images: this.images,
+        snapshots: this.snapshots,
+        resolveImage: (n) => this.resolveOrPull(n),
+      });
+    }
+    return this.containerManager;
   }
 
   /** Hook for `pull` on a missing image (the CLI prints "Unable to find image …"). */
@@ -339,20 +345,30 @@ export class Engine {
     }
   }
 
+  /** `diff` reads the container's upper dir against its image: no runtime needed. */
   async diff(container: string) {
-    const { containerChanges } = await import('../container/commit.js');
-    return containerChanges({ images: this.images, snapshots: this.snapshots, containers: this.containers, tmpDir: this.tmpDir }, container);
+    const { overlayChanges } = await import('../archive/changes.js');
+    const c = new ContainerStore(this.db).resolve(container);
+    const m = this.snapshots.mounts(c.snapshot)[0];
+    if (this.snapshots.name !== 'overlay' || !m || m.type !== 'overlay' || !m.upper) {
+      throw new EngineError('unsupported', 'DIFF_NEEDS_OVERLAY', 'diff reads the container\'s overlay upper directory; this store uses the vfs driver');
+    }
+    return overlayChanges(m.upper, m.lowers ?? []);
   }
 
   async commit(container: string, opts: { author?: string; message?: string; changes?: string[]; pause?: boolean; reference?: string } = {}) {
     await this.repair();
     const { commitContainer } = await import('../container/commit.js');
-    return commitContainer({ images: this.images, snapshots: this.snapshots, containers: this.containers, tmpDir: this.tmpDir }, container, opts);
+    return commitContainer({ images: this.images, snapshots: this.snapshots, containers: await this.containers(), tmpDir: this.tmpDir }, container, opts);
   }
 
   /** Which container uses an image (rmi conflicts). */
   imageUsage: ImageUsage = {
-    container: (id) => (this.hasContainers() ? this.containers.usingImage(id) : undefined),
+    container: (id) => {
+      if (!this.hasContainers()) return undefined;
+      const c = new ContainerStore(this.db).usingImage(id);
+      return c ? { id: c.id, running: c.state.Running } : undefined;
+    },
   };
 
   private hasContainers(): boolean {
