@@ -17,6 +17,8 @@ export class ExitError extends Error {
 export interface Ctx {
   program: Command;
   engine(): Promise<Engine>;
+  /** closes the engine if it was opened */
+  close(): void;
   out: NodeJS.WriteStream;
   err: NodeJS.WriteStream;
 }

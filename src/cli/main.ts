@@ -47,6 +47,10 @@ export function buildProgram(): { program: Command; ctx: Ctx } {
       trace('engine: open');
       return engine;
     },
+    close() {
+      engine?.close();
+      engine = undefined;
+    },
   };
   program
     .description('A container engine that implements Docker\'s layered images: content store, overlay snapshots, registries, containers, commit.')
@@ -83,11 +87,14 @@ export async function main(argv: string[]): Promise<void> {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw e;
   });
-  const { program } = buildProgram();
+  const { program, ctx } = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {
     process.exitCode = handleError(e);
+  } finally {
+    // registry connections, the database: nothing keeps the process alive after the command
+    ctx.close();
   }
 }
 
