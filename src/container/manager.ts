@@ -51,7 +51,7 @@ import {
   type LogLine,
   type TopResult,
 } from '../runtime/index.js';
-import { NetworkManager, type NetworkAttachment } from '../network/index.js';
+import { NetworkManager, type NetworkAttachment, type EarlyNetwork } from '../network/index.js';
 import { ContainerStore } from './store.js';
 import { VolumeStore } from './volumes.js';
 import { randomName, validateName } from './names.js';
@@ -272,7 +272,7 @@ export class ContainerManager {
     }
   }
 
-  private runOptions(id: string, req: CreateRequest | { config: ContainerConfig }, hc: HostConfig, net: NetworkAttachment | undefined, mounts: MountInput[] = []): RunOptions {
+  private runOptions(id: string, req: CreateRequest | { config: ContainerConfig }, hc: HostConfig, net: EarlyNetwork | undefined, mounts: MountInput[] = []): RunOptions {
     const o: RunOptions = {
       groupAdd: hc.GroupAdd,
       capAdd: hc.CapAdd,
@@ -460,44 +460,49 @@ export class ContainerManager {
       const paths = this.paths(c.id);
       const rootfs = await this.ensureMounted(c);
       trace('start: mounted');
-      let net: NetworkAttachment | undefined;
       try {
         const mounts = await this.resolveMounts(c, rootfs);
-        net = await this.network.setup({
-          containerId: c.id,
-          mode: c.hostConfig.NetworkMode,
-          publish: c.hostConfig.PortBindings,
-          publishAll: c.hostConfig.PublishAllPorts,
-          exposedPorts: Object.keys(c.config.ExposedPorts ?? {}),
-          hostname: c.config.Hostname ?? c.id.slice(0, 12),
-          ...(c.config.Domainname ? { domainname: c.config.Domainname } : {}),
-          extraHosts: c.hostConfig.ExtraHosts,
-          dns: c.hostConfig.Dns,
-          dnsSearch: c.hostConfig.DnsSearch,
-          dnsOptions: c.hostConfig.DnsOptions,
-          etcDir: this.dir(c.id),
-        });
-        trace('start: network ready');
+        // The runtime creates the container (its process waits for `start`) while CNI makes
+        // its interfaces: both need only the namespace and the etc files to exist.
+        let created!: Awaited<ReturnType<typeof createContainer>>;
+        await this.network.setupWhile(
+          {
+            containerId: c.id,
+            mode: c.hostConfig.NetworkMode,
+            publish: c.hostConfig.PortBindings,
+            publishAll: c.hostConfig.PublishAllPorts,
+            exposedPorts: Object.keys(c.config.ExposedPorts ?? {}),
+            hostname: c.config.Hostname ?? c.id.slice(0, 12),
+            ...(c.config.Domainname ? { domainname: c.config.Domainname } : {}),
+            extraHosts: c.hostConfig.ExtraHosts,
+            dns: c.hostConfig.Dns,
+            dnsSearch: c.hostConfig.DnsSearch,
+            dnsOptions: c.hostConfig.DnsOptions,
+            etcDir: this.dir(c.id),
+          },
+          async (early) => {
+            const options: RunOptions = this.runOptions(c.id, { config: c.config }, c.hostConfig, early, mounts);
+            if (opts.consoleSize) options.consoleSize = opts.consoleSize;
+            // the merged config (image defaults folded in at create) is what the container runs
+            const built = await buildSpec({ rootfs, readonlyRootfs: c.hostConfig.ReadonlyRootfs, image: c.config, options });
+            trace('start: spec built');
+            created = await createContainer({
+              id: c.id,
+              name: c.name,
+              runtime: rt,
+              paths,
+              spec: built.spec,
+              tty: !!c.config.Tty,
+              stdin: !!c.config.OpenStdin,
+              leaveStdinOpen: !c.config.StdinOnce,
+              // a foreground CLI cleans up itself when the container exits; a detached
+              // container is cleaned up by conmon running `layerbox container cleanup`
+              ...(opts.attach ? {} : { exitCommand: exitCommandFor(this.d.root, c.id) }),
+            });
+          },
+        );
+        trace('start: network ready, runtime created');
         this.store.setState(c.id, { ...c.state, NetworkAttached: true });
-        const options: RunOptions = this.runOptions(c.id, { config: c.config }, c.hostConfig, net, mounts);
-        if (opts.consoleSize) options.consoleSize = opts.consoleSize;
-        // the merged config (image defaults folded in at create) is what the container runs
-        const built = await buildSpec({ rootfs, readonlyRootfs: c.hostConfig.ReadonlyRootfs, image: c.config, options });
-        trace('start: spec built');
-        const created = await createContainer({
-          id: c.id,
-          name: c.name,
-          runtime: rt,
-          paths,
-          spec: built.spec,
-          tty: !!c.config.Tty,
-          stdin: !!c.config.OpenStdin,
-          leaveStdinOpen: !c.config.StdinOnce,
-          // a foreground CLI cleans up itself when the container exits; a detached
-          // container is cleaned up by conmon running `layerbox container cleanup`
-          ...(opts.attach ? {} : { exitCommand: exitCommandFor(this.d.root, c.id) }),
-        });
-        trace('start: runtime created');
         let att: Awaited<ReturnType<typeof attachContainer>> | undefined;
         if (opts.attach) att = await attachContainer(paths, opts.attach);
         if (opts.consoleSize && c.config.Tty) await resizeContainer(paths, opts.consoleSize.height, opts.consoleSize.width).catch(() => {});
@@ -560,8 +565,8 @@ export class ContainerManager {
       if (!cur) return;
       const r = await this.refresh(cur);
       if (r.state.Running) return; // still running (a stale exit command of a previous run)
-      await this.releaseResources(r);
-      if (r.hostConfig.AutoRemove) await this.removeLocked(r, { volumes: true, released: true });
+      if (r.hostConfig.AutoRemove) await this.removeLocked(r, { volumes: true });
+      else await this.releaseResources(r);
     } finally {
       lock.release();
     }
@@ -569,15 +574,28 @@ export class ContainerManager {
 
   /** Runtime record, conmon files, network, root file system mount. */
   private async releaseResources(c: ContainerRecord, opts: { keepMount?: boolean } = {}): Promise<void> {
+    const { network } = await this.releaseRuntime(c, opts);
+    await network;
+  }
+
+  /**
+   * Removes the runtime record and unmounts the root file system; the network teardown runs
+   * meanwhile and is returned unfinished, so a removal can overlap its own work with it.
+   */
+  private async releaseRuntime(c: ContainerRecord, opts: { keepMount?: boolean } = {}): Promise<{ network: Promise<void> }> {
     const rt = await this.runtime();
     // independent of each other once the process is gone: runtime record, network, mount
     const network = (async () => {
       if (c.state.NetworkAttached || (await this.network.inspect(c.id))) await this.network.teardown(c.id);
+      const cur = this.store.get(c.id);
+      if (cur?.state.NetworkAttached) this.store.setState(c.id, { ...cur.state, NetworkAttached: false });
+      trace('cleanup: network released');
     })();
-    await Promise.all([cleanupContainer(rt, this.paths(c.id), c.id).catch(() => {}), network]);
-    const cur = this.store.get(c.id);
-    if (cur?.state.NetworkAttached) this.store.setState(c.id, { ...cur.state, NetworkAttached: false });
+    network.catch(() => {});
+    await cleanupContainer(rt, this.paths(c.id), c.id).catch(() => {});
+    trace('cleanup: runtime record gone');
     if (!opts.keepMount) unmount(this.rootfs(c.id));
+    return { network };
   }
 
   // ------------------------------------------------------------------ control
@@ -651,17 +669,23 @@ export class ContainerManager {
   }
 
   private async removeLocked(c: ContainerRecord, opts: { volumes?: boolean; released?: boolean }): Promise<void> {
-    if (!opts.released) await this.releaseResources(c);
+    const { network } = opts.released ? { network: Promise.resolve() } : await this.releaseRuntime(c);
     // mark first: a crash from here on leaves a row that says it is being removed
-    this.store.setState(c.id, { ...c.state, Status: 'removing' });
+    this.store.setState(c.id, { ...(this.store.get(c.id)?.state ?? c.state), Status: 'removing' });
     const vols = (this.d.db.prepare('SELECT volume FROM container_volumes WHERE container_id = ?').all(c.id) as { volume: string }[]).map((r) => r.volume);
     this.d.db.prepare('DELETE FROM container_volumes WHERE container_id = ?').run(c.id);
     const snaps = (async () => {
       if (this.d.snapshots.stat(c.snapshot)) await this.d.snapshots.remove(c.snapshot);
       if (this.d.snapshots.stat(`${c.snapshot}-init`)) await this.d.snapshots.remove(`${c.snapshot}-init`);
     })();
-    await Promise.all([snaps, removeTree(this.dir(c.id)), rm(join(this.paths(c.id).exitDir, c.id), { force: true })]);
+    const files = Promise.all([snaps, removeTree(this.dir(c.id)), rm(join(this.paths(c.id).exitDir, c.id), { force: true })]);
+    files.catch(() => {});
+    // the record goes last, once nothing of the container is left (a failed network
+    // teardown keeps it, NetworkAttached, for `rm -f` to retry)
+    await network;
+    await files;
     this.store.delete(c.id);
+    trace('cleanup: removed');
     if (opts.volumes) {
       for (const v of vols) {
         const vol = this.volumes.has(v) ? this.volumes.get(v) : undefined;

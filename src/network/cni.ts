@@ -250,6 +250,9 @@ export async function addNetworkList(list: CniConfList, rt: CniRuntimeConf, opts
     cniArgs: rt.args,
     capabilityArgs: rt.capabilityArgs,
   };
+  // every plugin must be there before anything is done (a missing one would also make the DEL
+  // that undoes a half-done ADD fail, leaving the cache behind)
+  await Promise.all(list.plugins.map((p) => findPlugin(p.type, opts.pluginDirs ?? DEFAULT_PLUGIN_DIRS)));
   await writeCache(opts.cacheDir, entry);
   let prev: CniResult | undefined;
   try {

@@ -12,7 +12,7 @@
  * Call setup() before the OCI runtime creates the container (the runtime joins the
  * namespace at attachment.netnsPath) and teardown() once its process has exited.
  */
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { conflict, internal, invalidArgument, notFound, unsupported, errnoCode, throwIfAborted, isEngineError } from '../errors/index.js';
@@ -21,6 +21,7 @@ import { writeFileAtomic, mkdirp } from '../sys/fsutil.js';
 import { bootId } from '../sys/proc.js';
 import { run } from '../sys/exec.js';
 import { createNetns, removeNetns, isNetns } from './netns.js';
+import { trace } from '../sys/trace.js';
 import {
   addNetworkList,
   delNetworkList,
@@ -125,6 +126,12 @@ export interface SetupRequest {
  * `legacy` — attachments made before variants existed (per-container masquerade).
  */
 export type ConfVariant = 'plain' | 'ports' | 'legacy';
+
+/** What a container's runtime needs from its network before the interfaces exist. */
+export interface EarlyNetwork {
+  netnsPath?: string;
+  etcFiles?: EtcFiles;
+}
 
 export interface NetworkAttachment {
   containerId: string;
@@ -273,6 +280,18 @@ export class NetworkManager {
    * attachment of the same id is torn down first. On failure nothing is left behind.
    */
   async setup(req: SetupRequest, opts: { signal?: AbortSignal } = {}): Promise<NetworkAttachment> {
+    return (await this.setupWhile(req, async () => undefined, opts))[0];
+  }
+
+  /**
+   * setup(), running `during` as soon as the namespace and the etc files exist — while the
+   * interfaces are still being made (CNI ADD). An OCI runtime can `create` the container in
+   * the namespace meanwhile: the process does not run before `start`. The hosts file gets
+   * the container's address, in place (it is the inode the runtime bind-mounts), once ADD
+   * has allocated it. If either side fails, the network is torn down after `during` settled
+   * and the first error is thrown; undoing what `during` made is the caller's.
+   */
+  async setupWhile<T>(req: SetupRequest, during: (early: EarlyNetwork) => Promise<T>, opts: { signal?: AbortSignal } = {}): Promise<[NetworkAttachment, T]> {
     const id = req.containerId;
     if (!validContainerId(id)) {
       throw invalidArgument('INVALID_CONTAINER_ID', `invalid container id "${id}"`, { where: id, hint: 'letters, digits, _ . - only' });
@@ -288,6 +307,8 @@ export class NetworkManager {
       mappings = [];
     }
     await mkdirp(this.stateDir, 0o700);
+    let att: NetworkAttachment;
+    let side: Promise<T>;
     const lock = await acquireLock(join(this.stateDir, 'lock'), { signal: opts.signal, timeoutMs: 120_000, what: 'container networking' });
     try {
       const leftover =
@@ -297,7 +318,7 @@ export class NetworkManager {
       if (leftover) {
         await this.teardownLocked(id, opts);
       }
-      const att: NetworkAttachment = {
+      att = {
         containerId: id,
         mode,
         state: 'setting-up',
@@ -319,30 +340,54 @@ export class NetworkManager {
       }
       // Recorded before anything is created: a crash from here on leaves what teardown needs.
       await this.writeAttachment(att);
+      let started = false;
+      let lo: Promise<void> | undefined;
       try {
-        if (att.netnsPath) {
-          await createNetns(att.netnsPath, opts);
-          await loopbackUp(att.netnsPath, id, { pluginDirs: this.pluginDirs, signal: opts.signal });
+        if (att.netnsPath) await createNetns(att.netnsPath, opts);
+        trace('network: netns created');
+        // interfaces (CNI) and the runtime's side, in parallel; the runtime's side needs the
+        // etc files (the hosts file without the container's address, not known yet)
+        lo = att.netnsPath ? loopbackUp(att.netnsPath, id, { pluginDirs: this.pluginDirs, signal: opts.signal }) : undefined;
+        lo?.catch(() => {});
+        const added = mode === 'bridge' ? this.addBridge(att, opts.signal) : undefined;
+        added?.catch(() => {});
+        try {
+          if (req.etcDir) att.etcFiles = await writeEtcFiles(req.etcDir, await this.etcContent({ ...att, gateway: att.gateway ?? (mode === 'bridge' ? this.net.gateway : undefined) }, req, extraHosts));
+          side = during({ ...(att.netnsPath ? { netnsPath: att.netnsPath } : {}), ...(att.etcFiles ? { etcFiles: att.etcFiles } : {}) });
+          side.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+          started = true;
+        } catch (e) {
+          await added?.catch(() => {});
+          throw e;
         }
-        if (mode === 'bridge') {
-          await this.ensureHostRules(opts.signal);
-          const result = await addNetworkList(
-            await this.confList(att.variant),
-            { containerId: id, netns: att.netnsPath!, ifName: IFNAME, capabilityArgs: { portMappings: toCniPortMappings(att.ports) } },
-            { cacheDir: this.cacheDir, pluginDirs: this.pluginDirs, signal: opts.signal },
-          );
-          Object.assign(att, describeResult(result, att.netnsPath!));
+        if (added) {
+          Object.assign(att, describeResult(await added, att.netnsPath!));
+          trace('network: CNI ADD done');
+          if (att.etcFiles && att.ipAddress) {
+            // In place, not by rename: the runtime may already have bind-mounted this inode.
+            // Nothing reads it before the container starts, after `during` has settled.
+            await writeFile(att.etcFiles.hosts, (await this.etcContent(att, req, extraHosts)).hosts);
+          }
         }
-        if (req.etcDir) att.etcFiles = await writeEtcFiles(req.etcDir, await this.etcContent(att, req, extraHosts));
+        await lo;
+        trace('network: lo up');
         att.state = 'ready';
         await this.writeAttachment(att);
-        return att;
       } catch (e) {
+        await lo?.catch(() => {});
+        if (started) await side!.catch(() => {});
         await this.teardownLocked(id, {}).catch(() => {});
         throw e;
       }
     } finally {
       lock.release();
+    }
+    // outside the lock: other containers' networking need not wait for this runtime
+    try {
+      return [att, await side];
+    } catch (e) {
+      await this.teardown(id).catch(() => {});
+      throw e;
     }
   }
 
@@ -480,8 +525,10 @@ export class NetworkManager {
         await sweepContainerRules(netName, id, ips);
       }
       if (!err) await this.releaseLeases(netName, id);
+      trace('network: CNI DEL done');
     }
     await removeNetns(netns);
+    trace('network: netns removed');
     if (err) throw err; // the record stays for a retry
     await rm(this.attachmentPath(id), { force: true });
   }
@@ -521,6 +568,16 @@ export class NetworkManager {
   }
 
   /** Before the bridge exists: refuse a subnet that a host route already covers. */
+  /** CNI ADD of the bridge network (after the subnet-wide rules exist). */
+  private async addBridge(att: NetworkAttachment, signal?: AbortSignal): Promise<CniResult> {
+    await this.ensureHostRules(signal);
+    return addNetworkList(
+      await this.confList(att.variant),
+      { containerId: att.containerId, netns: att.netnsPath!, ifName: IFNAME, capabilityArgs: { portMappings: toCniPortMappings(att.ports) } },
+      { cacheDir: this.cacheDir, pluginDirs: this.pluginDirs, signal },
+    );
+  }
+
   private async checkSubnetFree(signal?: AbortSignal): Promise<void> {
     if (existsSync(`/sys/class/net/${this.net.bridge}`)) return;
     const r = await run('ip', ['-j', '-4', 'route', 'show', 'table', 'all'], { allowFailure: true, signal });
