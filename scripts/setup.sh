@@ -45,3 +45,4 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -f build/Release
 fi
 
 npx --no-install tsc -p tsconfig.json
+node scripts/bundle.mjs
