@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, lstatSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -362,6 +362,19 @@ test('cp both ways and export work on stopped and running containers without run
     // a symlink in the container pointing at the host's /etc is resolved inside the container
     ok(['cp', `${id}:/etc/motd`, join(work, 'motd')]);
     assert.equal(readFileSync(join(work, 'motd'), 'utf8'), 'Welcome to the busybox fixture\n');
+    // a directory symlink planted in the container at the copy's destination, pointing at a
+    // host directory: the copy lands in the container, never through the link on the host
+    const victim = join(work, 'victim');
+    mkdirSync(victim, { recursive: true });
+    ok(['start', '-a', id]); // mounts its root file system; `true` exits at once
+    const upper = JSON.parse(ok(['inspect', id]))[0].GraphDriver.Data.UpperDir as string;
+    mkdirSync(join(upper, 'x'), { recursive: true });
+    symlinkSync(victim, join(upper, 'x', 'd'));
+    mkdirSync(join(work, 'src', 'd'), { recursive: true });
+    writeFileSync(join(work, 'src', 'd', 'planted'), 'no\n');
+    ok(['cp', join(work, 'src', 'd'), `${id}:/x/`]);
+    assert.deepEqual(readdirSync(victim), [], 'nothing written through the link on the host');
+    assert.ok(lstatSync(join(upper, 'x', 'd')).isDirectory() && existsSync(join(upper, 'x', 'd', 'planted')), 'the copy is in the container');
   } finally {
     ok(['rm', id]);
   }

@@ -117,7 +117,17 @@ export async function writeTree(root: string, rel: string, out: Writable, opts: 
 export function copyTree(src: string, dst: string, opts: { archive?: boolean } = {}): void {
   const st = lstatSync(src);
   if (st.isDirectory()) {
-    if (!existsSync(dst)) mkdirSync(dst, { mode: 0o700 });
+    // Never descend through a symbolic link at the destination: inside a container it may
+    // point anywhere on the host (an absolute target is resolved from our root, not the
+    // container's). A link, or a non-directory, is replaced by a real directory, as tar does.
+    let existing: ReturnType<typeof lstatSync> | undefined;
+    try {
+      existing = lstatSync(dst);
+    } catch {
+      /* absent */
+    }
+    if (existing && !existing.isDirectory()) rmSync(dst, { force: true });
+    if (!existing || !existing.isDirectory()) mkdirSync(dst, { mode: 0o700 });
     for (const name of readdirSync(src)) copyTree(join(src, name), join(dst, name), opts);
     chmodSync(dst, st.mode & 0o7777);
     if (opts.archive) lchownSync(dst, st.uid, st.gid);
