@@ -1,7 +1,8 @@
 /*
  * layerbox_sys: the few Linux system calls Node does not expose.
  * mknod, extended attributes on links, mount/umount, the new mount API for
- * overlayfs (no page-size limit on lowerdir), syncfs and renameat2.
+ * overlayfs (no page-size limit on lowerdir), syncfs, renameat2 and persistent
+ * network namespaces.
  * Every function is synchronous, takes plain strings/Buffers and throws an
  * Error carrying Node-style `code`, `errno`, `syscall` and `path` on failure.
  */
@@ -21,6 +22,8 @@
 #include <sys/xattr.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sched.h>
+#include <pthread.h>
 
 #ifndef FSOPEN_CLOEXEC
 #define FSOPEN_CLOEXEC 0x00000001
@@ -317,6 +320,35 @@ static napi_value Renameat2(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * newNetns(path): a new network namespace bind-mounted on the existing file `path`, as
+ * `ip netns add` makes it, without a process: a short-lived thread unshares its own network
+ * namespace (allowed in a multi-threaded process for CLONE_NEWNET) and bind-mounts
+ * /proc/thread-self/ns/net on the file; the mount keeps the namespace once the thread ends.
+ */
+struct netns_job { const char *path; int err; const char *step; };
+
+static void *netns_thread(void *arg) {
+  struct netns_job *j = arg;
+  if (unshare(CLONE_NEWNET) != 0) { j->err = errno; j->step = "unshare"; return NULL; }
+  if (mount("/proc/thread-self/ns/net", j->path, "none", MS_BIND, NULL) != 0) { j->err = errno; j->step = "mount"; return NULL; }
+  return NULL;
+}
+
+static napi_value NewNetns(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  char *path;
+  if (!get_str(env, argv[0], &path, 0)) return NULL;
+  struct netns_job j = { path, 0, NULL };
+  pthread_t t;
+  int r = pthread_create(&t, NULL, netns_thread, &j);
+  if (r != 0) { throw_errno(env, r, "pthread_create", path); free(path); return NULL; }
+  pthread_join(t, NULL);
+  if (j.err) { throw_errno(env, j.err, j.step, path); free(path); return NULL; }
+  free(path);
+  return undef(env);
+}
+
+/*
  * seqpacketConnect(dir, name) -> fd: connects a SOCK_SEQPACKET unix socket at dir/name
  * (conmon's attach socket). The path goes through /proc/self/fd so long store paths fit
  * in sun_path. Node has no SEQPACKET sockets; the caller reads and writes the fd directly.
@@ -369,6 +401,7 @@ NAPI_MODULE_INIT() {
     {"renameat2", NULL, Renameat2, NULL, NULL, NULL, napi_enumerable, NULL},
     {"seqpacketConnect", NULL, SeqpacketConnect, NULL, NULL, NULL, napi_enumerable, NULL},
     {"shutdown", NULL, Shutdown, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"newNetns", NULL, NewNetns, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

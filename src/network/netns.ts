@@ -1,7 +1,7 @@
 /**
  * Persistent network namespaces, made the way `ip netns add` makes them: a new netns whose
- * /proc/<pid>/ns/net is bind-mounted on a file, so it outlives the process that created it
- * and an OCI runtime can join it by path. Ours live under `<root>/network/netns/<id>`
+ * nsfs file is bind-mounted on a file (by a short-lived thread of ours: native newNetns), so
+ * it outlives its creator and an OCI runtime can join it by path. Ours live under `<root>/network/netns/<id>`
  * instead of /var/run/netns, so every store (and every test) has its own.
  *
  * No shared-propagation dance as `ip netns` does: unlinking the file after the unmount
@@ -11,7 +11,7 @@ import { writeFile, rm, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { run } from '../sys/exec.js';
 import { mkdirp } from '../sys/fsutil.js';
-import { umount2, MNT_DETACH } from '../sys/native.js';
+import { umount2, newNetns, MNT_DETACH } from '../sys/native.js';
 import { conflict, errnoCode, internal, throwIfAborted } from '../errors/index.js';
 
 function unescapeMountPath(s: string): string {
@@ -54,14 +54,14 @@ export async function createNetns(path: string, opts: { signal?: AbortSignal } =
     if (errnoCode(e) !== 'EEXIST') throw e; // a stale file (e.g. after a reboot): reuse it
   }
   try {
-    // util-linux unshare: unshare(CLONE_NEWNET) then bind-mount /proc/self/ns/net on the file.
-    await run('unshare', [`--net=${path}`, 'true'], { signal: opts.signal });
+    // in-process (no exec): a thread unshares its network namespace and bind-mounts it here
+    newNetns(path);
   } catch (e) {
     await rm(path, { force: true }).catch(() => {});
     throw internal('NETNS_CREATE_FAILED', `cannot create a network namespace: ${(e as Error).message}`, {
       where: path,
       cause: e,
-      hint: 'creating network namespaces needs root (CAP_SYS_ADMIN) and util-linux unshare',
+      hint: 'creating network namespaces needs root (CAP_SYS_ADMIN)',
     });
   }
 }

@@ -22,6 +22,7 @@ interface NativeSys {
   renameat2(oldPath: string, newPath: string, flags: number): void;
   seqpacketConnect(dir: string, name: string): number;
   shutdown(fd: number, how: number): void;
+  newNetns(path: string): void;
 }
 
 function load(): NativeSys {
@@ -68,6 +69,8 @@ export const fsetxattr = (fd: number, name: string, value: Buffer) => sys().fset
 export const llistxattr = (p: string) => sys().llistxattr(p);
 export const lremovexattr = (p: string, name: string) => sys().lremovexattr(p, name);
 export const syncfs = (p: string) => sys().syncfs(p);
+/** A new network namespace pinned by a bind mount on the existing file `path` (like `ip netns add`). */
+export const newNetns = (path: string) => sys().newNetns(path);
 export const renameat2 = (a: string, b: string, flags: number) => sys().renameat2(a, b, flags);
 /** Connects to a SOCK_SEQPACKET unix socket `dir/name`; returns the fd (read/write it with fs). */
 export const seqpacketConnect = (dir: string, name: string) => sys().seqpacketConnect(dir, name);
