@@ -1,5 +1,7 @@
 /** Container commands: create, run, start, ps, stop, kill, restart, pause, unpause, rm, logs, exec, attach, wait, inspect, port, rename, top, prune, volume. */
 import { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { defaultRoot } from '../engine/engine.js';
 import { EngineError, isEngineError } from '../errors/index.js';
 import type { AttachStreams } from '../runtime/index.js';
 import type { ContainerRecord } from '../container/types.js';
@@ -499,6 +501,10 @@ export function registerContainerCommands(ctx: Ctx): void {
     .command('cleanup', { hidden: true })
     .argument('<container>')
     .action(async (id: string) => {
+      // run by conmon, possibly after the store was deleted (a test's temporary root):
+      // nothing to clean then, and opening the engine must not create the root again
+      const g = ctx.program.opts<{ root?: string }>();
+      if (!existsSync(g.root ?? defaultRoot())) return;
       await (await (await ctx.engine()).containers()).cleanup(id);
     });
 

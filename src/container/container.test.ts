@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer } from 'node:net';
-import { lb, lbp, tempRoot } from '../testing/cli.js';
+import { lb, lbp, lbAsync, tempRoot } from '../testing/cli.js';
+import { once } from 'node:events';
 import { FIXTURES } from '../testing/tree.js';
 import { layerTar, writeDockerArchive } from '../testing/images.js';
 import { debianTar } from '../testing/debian.js';
@@ -300,6 +301,31 @@ test('run -d outlives the CLI; a new CLI sees it, follows logs, execs, stops it 
   const after = rules.split('\n').filter((l) => l.startsWith('-A')).length;
   assert.ok(after <= iptablesBefore, `iptables rules did not grow (${iptablesBefore} -> ${after})`);
   assert.ok(!readdirSync(join(root, 'snapshots')).some((s) => s.startsWith('.trash')));
+});
+
+test('run --rm whose CLI dies (its output pipe closed, or SIGKILL) still goes: conmon runs the cleanup', async () => {
+  // a closed pipe (`run --rm … | head -1`): the CLI exits on EPIPE while the container runs on
+  const a = lbAsync(root, ['run', '--rm', '--name', 'orphan-pipe', BB, 'sh', '-c', 'echo first; sleep 0.5; i=0; while [ $i -lt 50 ]; do echo more $i; i=$((i+1)); done; sleep 0.3']);
+  await once(a.child.stdout!, 'data');
+  a.child.stdout!.destroy();
+  // the CLI killed outright
+  const b = lbAsync(root, ['run', '--rm', '--name', 'orphan-kill', BB, 'sh', '-c', 'echo up; sleep 1']);
+  await once(b.child.stdout!, 'data');
+  const ids = ok(['ps', '-aq', '--no-trunc', '--filter', 'name=orphan']).trim().split('\n');
+  assert.equal(ids.length, 2);
+  b.child.kill('SIGKILL');
+  await Promise.all([a.done, b.done]);
+  let left = ids.length;
+  for (let i = 0; i < 150 && left > 0; i++) {
+    await sleep(100);
+    left = ok(['ps', '-aq', '--filter', 'name=orphan']).trim().split('\n').filter(Boolean).length;
+  }
+  assert.equal(left, 0, 'both --rm containers were removed after their CLI died');
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
+  for (const id of ids) {
+    assert.ok(!mounts.includes(id), `no mount left for ${id}`);
+    assert.ok(!existsSync(join(root, 'containers', id)), `no directory left for ${id}`);
+  }
 });
 
 test('bad input: unknown image, bad port, port taken, missing bind source, bad env file, duplicate name, unknown user — clear error, non-zero exit, nothing left', async () => {

@@ -91,6 +91,26 @@ export interface ManagerDeps {
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'layerbox.js');
 
+/**
+ * Ends what is left of a container's conmon once the container exited and was cleaned up:
+ * the child it forked to run the (delayed) exit command, still sleeping. conmon leads its
+ * own process group, and the leader (maybe a zombie by now) still says `conmon` in its stat.
+ */
+function dismissMonitor(pid: number): void {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== 'conmon') return;
+    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    if (pgrp !== pid) return;
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
+}
+
+/** How long conmon waits before the fallback cleanup of a foreground container. */
+const FOREGROUND_EXIT_DELAY_S = 2;
+
 function exitCommandFor(root: string, id: string) {
   return { path: process.execPath, args: [BIN, '--root', root, 'container', 'cleanup', id] };
 }
@@ -495,9 +515,11 @@ export class ContainerManager {
               tty: !!c.config.Tty,
               stdin: !!c.config.OpenStdin,
               leaveStdinOpen: !c.config.StdinOnce,
-              // a foreground CLI cleans up itself when the container exits; a detached
-              // container is cleaned up by conmon running `layerbox container cleanup`
-              ...(opts.attach ? {} : { exitCommand: exitCommandFor(this.d.root, c.id) }),
+              // conmon runs `layerbox container cleanup` when the container exits: at once
+              // for a detached one; for a foreground one after a delay, as a fallback — the
+              // attached CLI cleans up itself (and first), unless it died (a closed pipe,
+              // a signal), when an --rm container must still go, as dockerd would see to
+              exitCommand: { ...exitCommandFor(this.d.root, c.id), ...(opts.attach ? { delaySeconds: FOREGROUND_EXIT_DELAY_S } : {}) },
             });
           },
         );
@@ -540,10 +562,13 @@ export class ContainerManager {
 
   /** Waits for the container to exit, then releases its resources. Returns the exit code. */
   async waitAndCleanup(id: string): Promise<number> {
+    const conmon = this.store.get(id)?.state.ConmonPid;
     const status = await waitExit(this.paths(id), id);
     trace('exited');
     await this.cleanup(id);
     trace('cleaned up');
+    // done here: conmon, waiting out the delay of its fallback cleanup, need not run it
+    if (conmon) dismissMonitor(conmon);
     return status?.exitCode ?? 255;
   }
 
