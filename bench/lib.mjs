@@ -37,8 +37,8 @@ export const median = (xs) => {
 };
 
 /** ext4 without a journal skips recently deleted inodes for ~60 s (ANCHORS.md): settle before timing. */
-export function settle() {
-  const s = Number(process.env.BENCH_SETTLE ?? 65);
+export function settle(seconds) {
+  const s = Number(seconds ?? process.env.BENCH_SETTLE ?? 65);
   sh('sync');
   if (s > 0) spawnSync('sleep', [String(s)]);
 }
@@ -47,13 +47,13 @@ export function settle() {
  * Paired comparison: for each round, every contender runs once (after its `prepare`), in
  * rotating order. Returns per-contender medians and ratios to `base` (median of per-round ratios).
  */
-export function paired(contenders, rounds, { base, settleEach = true } = {}) {
+export function paired(contenders, rounds, { base, settleEach = true, settleSeconds } = {}) {
   const res = Object.fromEntries(contenders.map((c) => [c.name, []]));
   for (let r = 0; r < rounds; r++) {
     const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]);
     for (const c of order) {
       c.prepare?.();
-      if (settleEach) settle();
+      if (settleEach) settle(settleSeconds);
       const t = c.run();
       res[c.name].push(t);
       process.stderr.write(`  round ${r + 1} ${c.name}: ${t.seconds}s, ${Math.round(t.rssKiB / 1024)} MiB\n`);
@@ -73,10 +73,34 @@ export function paired(contenders, rounds, { base, settleEach = true } = {}) {
   return out;
 }
 
+/**
+ * Where the timed stores live. `BENCH_FS=journal` (the default for pull and load): a fresh
+ * ext4 *with* a journal on a loop device, so the root file system's quirk (no journal: the
+ * inode allocator skips inodes deleted in the last 60-360 s, ANCHORS.md) does not make
+ * whoever runs first after a removal slow — runs are then comparable without settling.
+ * `BENCH_FS=root`: a directory on the root file system (settled before each run).
+ * Returns { dir, journal, cleanup }.
+ */
+export function benchFs(name) {
+  if ((process.env.BENCH_FS ?? 'journal') === 'root' || !have('mkfs.ext4') || !have('losetup')) {
+    return { dir: sh(`mktemp -d /var/tmp/lb-bench-${name}-XXXXXX`).trim(), journal: false, cleanup() {} };
+  }
+  const img = `/var/tmp/lb-bench-${name}.img`;
+  const dir = `/var/tmp/lb-bench-${name}.fs`;
+  sh(`umount -l ${dir} 2>/dev/null; rm -f ${img}; truncate -s ${process.env.BENCH_FS_SIZE ?? '12G'} ${img} && mkfs.ext4 -q -F ${img} && mkdir -p ${dir} && mount -o loop ${img} ${dir}`);
+  return {
+    dir,
+    journal: true,
+    cleanup() {
+      sh(`umount ${dir} || umount -l ${dir}; rm -f ${img}; rmdir ${dir}`, { allowFail: true });
+    },
+  };
+}
+
 /** A private dockerd (Debian's docker.io) on its own socket and data root, or undefined. */
-export function startDockerd() {
+export function startDockerd(dataRoot = '/tmp/layerbox-bench-docker') {
   if (!have('dockerd') || !have('docker')) return undefined;
-  const root = '/tmp/layerbox-bench-docker';
+  const root = dataRoot;
   const sock = `${root}.sock`;
   mkdirSync(root, { recursive: true });
   const child = spawn('dockerd', ['--data-root', root, '--host', `unix://${sock}`, '--pidfile', `${root}.pid`, '--exec-root', `${root}-exec`, '--storage-driver=overlay2'], { stdio: 'ignore', detached: true });

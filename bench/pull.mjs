@@ -1,19 +1,24 @@
 // Issue 3 benchmark: pull from a local registry (Debian's docker-registry on 127.0.0.1) of
 // debian:base (1 layer), debian:vim (2 layers) and many:10 (11 layers), each tool starting
 // from an empty local store: layerbox pull vs docker pull, podman pull, skopeo copy (to an
-// OCI layout, i.e. without unpacking). Paired rounds; the disk settles before each run
-// (ext4 without a journal skips recently deleted inodes: ANCHORS.md).
-//   node bench/pull.mjs   (BENCH_ROUNDS=3, BENCH_SETTLE=65, BENCH_IMAGES=base,vim,many)
+// OCI layout, i.e. without unpacking). Paired rounds. The stores live on a fresh journaled
+// ext4 (BENCH_FS=journal, the default; see benchFs) and the disk is synced before each run;
+// with BENCH_FS=root they live on the root file system and the disk settles 65 s before each
+// run (ext4 without a journal skips recently deleted inodes: ANCHORS.md).
+//   node bench/pull.mjs   (BENCH_ROUNDS=3, BENCH_FS=journal|root, BENCH_IMAGES=base,vim,many)
 import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { LB, sh, have, timed, paired, startDockerd, report, fmtRow } from './lib.mjs';
+import { LB, sh, have, timed, paired, startDockerd, report, fmtRow, benchFs } from './lib.mjs';
 import { benchImages } from './images.mjs';
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const which = (process.env.BENCH_IMAGES ?? 'base,vim,many').split(',');
 const imgs = benchImages();
 const work = mkdtempSync('/var/tmp/lb-bench-pull-');
+const fs = benchFs('pull');
+const stores = fs.dir;
+const settleSeconds = fs.journal ? 0 : undefined;
 
 // the registry
 const port = 5000 + Math.floor(Math.random() * 1000);
@@ -32,32 +37,34 @@ for (const k of which) {
 }
 rmSync(seed, { recursive: true, force: true });
 
-const docker = startDockerd();
+const docker = startDockerd(join(stores, 'docker'));
 let podman;
 if (have('podman')) {
   const conf = join(work, 'containers.conf');
   writeFileSync(conf, `[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]\n[engine]\nruntime = "runc"\n`);
-  podman = { cmd: `podman --root ${work}/podman-root --runroot ${work}/podman-run --storage-driver overlay`, env: { CONTAINERS_CONF: conf } };
+  podman = { cmd: `podman --root ${stores}/podman-root --runroot ${work}/podman-run --storage-driver overlay`, env: { CONTAINERS_CONF: conf } };
 }
 
 const lines = [
-  `Local registry on ${R}; each tool starts from an empty store; ${rounds} paired rounds; disk settled (sync + ${process.env.BENCH_SETTLE ?? 65} s) before each run.`,
+  `Local registry on ${R}; each tool starts from an empty store; ${rounds} paired rounds; ` +
+    (fs.journal ? 'stores on a fresh journaled ext4 (loop device), disk synced before each run.' : `stores on the root file system, disk settled (sync + ${process.env.BENCH_SETTLE ?? 65} s) before each run.`),
   `Ratios are to docker pull (median of per-round ratios). Peak RSS is the largest process of the tool's own command (dockerd not counted).`,
   '',
 ];
 for (const k of which) {
   const ref = `${R}/${names[k]}`;
-  const lbRoot = join(work, 'lb-root');
+  const lbRoot = join(stores, 'lb-root');
   const contenders = [
     { name: 'layerbox pull', prepare: () => rmSync(lbRoot, { recursive: true, force: true }), run: () => timed(`${LB} --root ${lbRoot} pull -q ${ref}`) },
   ];
   if (docker) contenders.push({ name: 'docker pull', prepare: () => sh('docker rmi -f $(docker images -qa) >/dev/null 2>&1; true', { env: docker.env }), run: () => timed(`docker pull -q ${ref}`, { env: docker.env }) });
   if (podman) contenders.push({ name: 'podman pull', prepare: () => sh(`${podman.cmd} rmi -af >/dev/null 2>&1; true`, { env: podman.env }), run: () => timed(`${podman.cmd} pull -q --tls-verify=false ${ref}`, { env: podman.env }) });
-  if (have('skopeo')) contenders.push({ name: 'skopeo copy → oci (no unpack)', prepare: () => rmSync(join(work, 'oci'), { recursive: true, force: true }), run: () => timed(`skopeo copy -q --src-tls-verify=false docker://${ref} oci:${work}/oci:x`) });
-  const res = paired(contenders, rounds, { base: docker ? 'docker pull' : 'layerbox pull' });
+  if (have('skopeo')) contenders.push({ name: 'skopeo copy → oci (no unpack)', prepare: () => rmSync(join(stores, 'oci'), { recursive: true, force: true }), run: () => timed(`skopeo copy -q --src-tls-verify=false docker://${ref} oci:${stores}/oci:x`) });
+  const res = paired(contenders, rounds, { base: docker ? 'docker pull' : 'layerbox pull', settleSeconds });
   lines.push(`## ${names[k]}`, '', '| tool | median s | ratio | peak RSS MiB | runs |', '|---|---|---|---|---|', ...Object.entries(res).map(([n, v]) => fmtRow(n, v)), '');
 }
 docker?.stop();
 reg.kill();
 report('pull', 'pull from a local registry (issue 3)', lines);
 rmSync(work, { recursive: true, force: true });
+fs.cleanup();
