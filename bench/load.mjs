@@ -1,10 +1,13 @@
 // Issue 2 benchmark: `layerbox load` of a Debian bookworm minbase docker-archive against
 // `docker load` and `skopeo copy docker-archive: oci:` + `umoci unpack`; layer extraction
 // against `tar -xf` of the same tar (the floor); peak memory.
-//   node bench/load.mjs            (BENCH_ROUNDS=3, BENCH_SETTLE=65 seconds between runs)
+// The stores and extraction targets live on a fresh journaled ext4 (BENCH_FS=journal, the
+// default; see benchFs in lib.mjs), or on the root file system, settled 65 s before each run
+// (BENCH_FS=root).
+//   node bench/load.mjs            (BENCH_ROUNDS=3, BENCH_FS=journal|root)
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { LB, env, have, sh, timed, paired, startDockerd, debianRootfs, report, fmtRow } from './lib.mjs';
+import { LB, env, have, sh, timed, paired, startDockerd, debianRootfs, report, fmtRow, benchFs } from './lib.mjs';
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const work = mkdtempSync('/var/tmp/lb-bench-load-');
@@ -16,8 +19,11 @@ const mk = join(work, 'mk-root');
 sh(`${LB} --root ${mk} import ${rootTar} bench/debian:base >/dev/null && ${LB} --root ${mk} save -o ${join(work, 'debian.docker.tar')} bench/debian:base`);
 rmSync(mk, { recursive: true, force: true });
 const archive = join(work, 'debian.docker.tar');
+const fs = benchFs('load');
+const stores = fs.dir;
+const settleSeconds = fs.journal ? 0 : undefined;
 
-const lbRoot = join(work, 'lb-root');
+const lbRoot = join(stores, 'lb-root');
 const contenders = [
   {
     name: 'layerbox load',
@@ -25,7 +31,7 @@ const contenders = [
     run: () => timed(`${LB} --root ${lbRoot} load -q -i ${archive}`),
   },
 ];
-const docker = startDockerd();
+const docker = startDockerd(join(stores, 'docker'));
 if (docker) {
   contenders.push({
     name: 'docker load',
@@ -34,31 +40,31 @@ if (docker) {
   });
 }
 if (have('skopeo') && have('umoci')) {
-  const oci = join(work, 'oci');
-  const bundle = join(work, 'bundle');
+  const oci = join(stores, 'oci');
+  const bundle = join(stores, 'bundle');
   contenders.push({
     name: 'skopeo copy + umoci unpack',
     prepare: () => rmSync(oci, { recursive: true, force: true }) || rmSync(bundle, { recursive: true, force: true }),
     run: () => timed(`skopeo copy -q docker-archive:${archive} oci:${oci}:base && umoci unpack --image ${oci}:base ${bundle}`),
   });
 }
-const loadRes = paired(contenders, rounds, { base: docker ? 'docker load' : 'layerbox load' });
+const loadRes = paired(contenders, rounds, { base: docker ? 'docker load' : 'layerbox load', settleSeconds });
 docker?.stop();
 
 // extraction alone: the engine's applier against GNU tar on the same uncompressed tar
-const x1 = join(work, 'x-lb');
-const x2 = join(work, 'x-tar');
+const x1 = join(stores, 'x-lb');
+const x2 = join(stores, 'x-tar');
 const extract = paired(
   [
     { name: 'layerbox unpack (apply + diffID + tar-split)', prepare: () => rmSync(x1, { recursive: true, force: true }), run: () => timed(`node ${join(LB, '..', '..', 'bench', 'unpack-one.mjs')} ${rootTar} ${x1}`) },
     { name: 'tar -xf', prepare: () => { rmSync(x2, { recursive: true, force: true }); sh(`mkdir -p ${x2}`); }, run: () => timed(`tar -xf ${rootTar} -C ${x2}`) },
   ],
   rounds,
-  { base: 'tar -xf' },
+  { base: 'tar -xf', settleSeconds },
 );
 
 const lines = [
-  `Debian bookworm minbase: ${sh(`du -sb ${rootTar} | cut -f1`).trim()} byte tar, ${sh(`tar -tf ${rootTar} | wc -l`).trim()} entries. ${rounds} paired rounds, disk settled (sync + ${process.env.BENCH_SETTLE ?? 65} s) before each run.`,
+  `Debian bookworm minbase: ${sh(`du -sb ${rootTar} | cut -f1`).trim()} byte tar, ${sh(`tar -tf ${rootTar} | wc -l`).trim()} entries. ${rounds} paired rounds; ` + (fs.journal ? 'stores on a fresh journaled ext4 (loop device), disk synced before each run.' : `disk settled (sync + ${process.env.BENCH_SETTLE ?? 65} s) before each run.`),
   '',
   '## load',
   '',
@@ -75,3 +81,4 @@ const lines = [
 ];
 report('load', 'load and extraction (issue 2)', lines);
 rmSync(work, { recursive: true, force: true });
+fs.cleanup();
