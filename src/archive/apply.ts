@@ -50,7 +50,8 @@ import type { TarHeader } from './tar/header.js';
 import { cleanComponents, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './paths.js';
 import type { TarSplitWriter } from './tarsplit.js';
 
-export type WhiteoutMode = 'overlay' | 'delete';
+/** `none`: not a layer (`cp -` into a container): `.wh.` names are ordinary files, as in Docker's Untar. */
+export type WhiteoutMode = 'overlay' | 'delete' | 'none';
 
 export interface ApplyOptions {
   /** Absolute path of the directory to extract into. */
@@ -174,7 +175,7 @@ export class LayerApplier implements TarHandler {
     const base = comps[comps.length - 1]!;
     const parent = this.resolveParent(comps.slice(0, -1), h.name);
 
-    if (base.startsWith(WHITEOUT_PREFIX)) {
+    if (base.startsWith(WHITEOUT_PREFIX) && this.opts.whiteouts !== 'none') {
       this.whiteout(parent, base, h);
       return;
     }

@@ -531,6 +531,23 @@ describe('applier: every layer of the corpus, contained or refused', () => {
   }
 });
 
+describe('applier as a plain-archive extractor (cp - into a container: whiteouts off, owners off, into a populated tree)', () => {
+  for (const c of CASES.filter(isLayerCase)) {
+    test(`${c.file} [none] item ${c.item}: nothing outside the root changes`, async () => {
+      const w = makeWork('delete'); // a populated tree with hostile links pointing out
+      try {
+        const beforeState = outsideState(w);
+        const o = await unpack(createReadStream(join(CORPUS, c.file)), w, { whiteouts: 'none', fresh: false, sameOwner: false, tarsplitPath: undefined });
+        assert.deepEqual(outsideState(w), beforeState, 'something outside the root changed');
+        // what the layer extractor refuses for its own safety, the plain extractor refuses too
+        if (c.expect.refused && !c.expect.refused.includes('WHITEOUT')) assertRefused(o, c.expect.refused);
+      } finally {
+        rmSync(w.dir, { recursive: true, force: true });
+      }
+    });
+  }
+});
+
 describe('applier: the same hostile layers gzip-compressed', () => {
   for (const c of CASES.filter((c) => isLayerCase(c) && c.expect.refused && !c.expect.refused.startsWith('TAR_TRUNCATED'))) {
     test(`${c.file}.gz is refused with ${c.expect.refused}`, async () => {

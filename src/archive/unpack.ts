@@ -29,6 +29,8 @@ export interface UnpackRequest {
   target: string;
   whiteouts: WhiteoutMode;
   fresh: boolean;
+  /** Apply the archive's owners (default: when running as root). */
+  sameOwner?: boolean;
   /** Where to write the tar-split record; none when omitted. */
   tarsplitPath?: string;
   /** Quota on uncompressed bytes (gzip bombs). */
@@ -68,7 +70,7 @@ export async function unpackLayer(req: UnpackRequest): Promise<UnpackResult> {
     tarsplit?.abort();
     if (req.tarsplitPath) rmSync(req.tarsplitPath, { force: true });
   };
-  const applier = new LayerApplier({ root: req.target, whiteouts: req.whiteouts, fresh: req.fresh, tarsplit, warn: req.warn });
+  const applier = new LayerApplier({ root: req.target, whiteouts: req.whiteouts, fresh: req.fresh, tarsplit, warn: req.warn, ...(req.sameOwner !== undefined ? { sameOwner: req.sameOwner } : {}) });
   const parser = new TarParser(applier);
   let compression: Compression = req.compression === 'auto' ? 'none' : req.compression;
 

@@ -562,8 +562,8 @@ export function registerContainerCommands(ctx: Ctx): void {
           if (dest === '-') await cm.copyFrom(s.container, s.path, process.stdout, o);
           else await cm.copyFrom(s.container, s.path, dest, o);
         } else {
-          if (src === '-') throw new ExitError(1, 'Error: copying a tar stream into a container is not supported yet; give a path');
-          await cm.copyTo(d!.container, src, d!.path, o);
+          if (src === '-') await cm.copyArchiveTo(d!.container, process.stdin, d!.path, o);
+          else await cm.copyTo(d!.container, src, d!.path, o);
         }
       });
   cp(p.command('cp'));

@@ -401,6 +401,32 @@ test('cp both ways and export work on stopped and running containers without run
     ok(['cp', join(work, 'src', 'd'), `${id}:/x/`]);
     assert.deepEqual(readdirSync(victim), [], 'nothing written through the link on the host');
     assert.ok(lstatSync(join(upper, 'x', 'd')).isDirectory() && existsSync(join(upper, 'x', 'd', 'planted')), 'the copy is in the container');
+    // cp - CONTAINER:DIR: a tar stream (here gzip) from stdin; not a layer (.wh. is a file);
+    // owners are root's, or the archive's with -a; a name escaping DIR is refused
+    const srcDir = join(work, 'tarsrc');
+    mkdirSync(join(srcDir, 'sub'), { recursive: true });
+    writeFileSync(join(srcDir, 'sub', 'f'), 'from a tar\n');
+    writeFileSync(join(srcDir, '.wh.not-a-whiteout'), '');
+    symlinkSync('/etc/passwd', join(srcDir, 'abs-link'));
+    execFileSync('chown', ['1234:1234', join(srcDir, 'sub', 'f')]);
+    const tgz = execFileSync('tar', ['-C', srcDir, '-czf', '-', 'sub', '.wh.not-a-whiteout', 'abs-link']);
+    const put = (args: string[], input: Buffer) => {
+      const r = lb(root, args, { input });
+      assert.equal(r.code, 0, r.stderr);
+    };
+    put(['cp', '-', `${id}:/opt`], tgz);
+    put(['cp', '-a', '-', `${id}:/tmp`], tgz);
+    const listing = (dir: string) => execFileSync('tar', ['-tvf', '-'], { input: execFileSync(process.execPath, [join(FIXTURES, '..', 'bin', 'layerbox.js'), 'cp', `${id}:${dir}`, '-'], { env: { ...process.env, LAYERBOX_ROOT: root } }) }).toString();
+    assert.match(listing('/opt'), /0\/0 +11 .* opt\/sub\/f\n/);
+    assert.match(listing('/opt'), /opt\/\.wh\.not-a-whiteout\n/);
+    assert.match(listing('/opt'), /opt\/abs-link -> \/etc\/passwd\n/);
+    assert.match(listing('/tmp'), /1234\/1234 +11 .* tmp\/sub\/f\n/);
+    const evil = execFileSync('sh', ['-c', `cd ${work} && mkdir -p e && echo x > e/escaped && tar -cf - --absolute-names --transform 's,^${work}/e/escaped,../../../escaped-${process.pid},' ${work}/e/escaped`]);
+    // `../../../escaped-PID`: re-rooted into the destination, as every layer name is
+    put(['cp', '-', `${id}:/opt`], evil);
+    assert.ok(!existsSync(`/escaped-${process.pid}`) && !existsSync(join(root, `escaped-${process.pid}`)), 'nothing written outside');
+    assert.match(listing('/opt'), new RegExp(`opt/escaped-${process.pid}\\n`));
+    assert.notEqual(lb(root, ['cp', '-', `${id}:/etc/motd`], { input: tgz }).code, 0, 'the destination must be a directory');
   } finally {
     ok(['rm', id]);
   }

@@ -9,9 +9,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, lchownSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { run } from '../sys/exec.js';
 import { LowerView } from '../archive/overlayfs.js';
+import { unpackLayer } from '../archive/unpack.js';
 import { readFile, rm } from 'node:fs/promises';
 import { join, dirname, relative } from 'node:path';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { hostname as osHostname } from 'node:os';
 import { conflict, failedPrecondition, invalidArgument, isEngineError, notFound } from '../errors/index.js';
@@ -857,6 +858,30 @@ export class ContainerManager {
 
   async copyTo(ref: string, src: string, dest: string, opts: { archive?: boolean } = {}): Promise<void> {
     await this.withRootfs(ref, (rootfs) => copyToContainer(rootfs, src, dest, opts), { write: true });
+  }
+
+  /**
+   * `docker cp - CONTAINER:DIR`: extracts a tar stream (plain, gzip or zstd) into a directory
+   * of the container, with the layer extractor's confinement (nothing lands outside DIR, no
+   * link is written through). Not a layer: `.wh.` names are ordinary files. Owners are the
+   * archive's with `archive` (-a), else root's, as Docker.
+   */
+  async copyArchiveTo(ref: string, source: Readable, dest: string, opts: { archive?: boolean } = {}): Promise<void> {
+    await this.withRootfs(
+      ref,
+      async (rootfs) => {
+        const dir = await containerPath(rootfs, dest);
+        let st;
+        try {
+          st = statSync(dir);
+        } catch {
+          throw notFound('CP_NO_DEST', `Could not find the file ${dest} in container ${ref}`);
+        }
+        if (!st.isDirectory()) throw invalidArgument('CP_DEST_NOT_DIR', `extraction point is not a directory: ${dest}`, { hint: 'with - as the source, the destination must be a directory' });
+        await unpackLayer({ source, compression: 'auto', target: dir, whiteouts: 'none', fresh: false, sameOwner: !!opts.archive, where: `${ref}:${dest}` });
+      },
+      { write: true },
+    );
   }
 
   /** `export`: the container's whole root file system as a tar stream. */
