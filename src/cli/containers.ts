@@ -1,6 +1,7 @@
 /** Container commands: create, run, start, ps, stop, kill, restart, pause, unpause, rm, logs, exec, attach, wait, inspect, port, rename, top, prune, volume. */
 import { Command } from 'commander';
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
 import { defaultRoot } from '../engine/engine.js';
 import { EngineError, isEngineError } from '../errors/index.js';
 import type { AttachStreams } from '../runtime/index.js';
@@ -485,7 +486,6 @@ export function registerContainerCommands(ctx: Ctx): void {
       const engine = await ctx.engine();
       const cm = await engine.containers();
       if (!o.force) {
-        const { createInterface } = await import('node:readline/promises');
         const rl = createInterface({ input: process.stdin, output: process.stdout });
         const a = await rl.question('WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ');
         rl.close();
@@ -579,7 +579,6 @@ export function registerContainerCommands(ctx: Ctx): void {
         const cm = await engine.containers();
         if (!o.output && process.stdout.isTTY) throw new ExitError(1, 'Error: cowardly refusing to save to a terminal. Use the -o flag or redirect');
         if (o.output) {
-          const { createWriteStream } = await import('node:fs');
           const out = createWriteStream(o.output, { mode: 0o600 });
           await cm.export(name, out);
           await new Promise<void>((res, rej) => out.end(() => res()).on('error', rej));

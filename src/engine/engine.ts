@@ -5,6 +5,7 @@
  * database and the per-object locks keep concurrent processes correct.
  */
 import { chmodSync, mkdirSync, statSync } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { EngineError, invalidArgument } from '../errors/index.js';
@@ -197,7 +198,6 @@ export class Engine {
     await this.layers.sweep();
     // temporary files: a tar-split belongs to a temporary snapshot (gone if its process
     // died: swept above); a spooled archive carries its writer's pid
-    const { readdir, rm } = await import('node:fs/promises');
     const { procStart } = await import('../sys/proc.js');
     for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
       const key = /^(.*)\.tarsplit$/.exec(name)?.[1];

@@ -13,6 +13,7 @@
  *    layer cannot disappear between "it exists" and "the image that uses it is recorded".
  */
 import { mkdirSync } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -359,7 +360,6 @@ export class LayerStore {
       tarsplit = r.tarsplit.digest;
     } else {
       // The tar cannot be rebuilt from the files (duplicate entries, …): keep the blob itself.
-      const { rm } = await import('node:fs/promises');
       await rm(tarsplitPath, { force: true });
       blob = await this.keepBlob(src, r, opts.signal);
       opts.warn?.(`layer ${diffId} cannot be rebuilt from its files (duplicate or replaced entries); keeping its ${r.size}-byte blob`);
@@ -428,7 +428,6 @@ export class LayerStore {
       if (!lock) {
         // the same layer is already stored: ours was work for nothing
         await this.snapshots.remove(key);
-        const { rm } = await import('node:fs/promises');
         await rm(tarsplitPath, { force: true });
       } else {
         try {
@@ -442,7 +441,6 @@ export class LayerStore {
     } catch (e) {
       release?.();
       if (this.snapshots.stat(key)) await this.snapshots.remove(key).catch(() => {});
-      const { rm } = await import('node:fs/promises');
       await rm(tarsplitPath, { force: true });
       throw e;
     }
@@ -466,7 +464,6 @@ export class LayerStore {
       const lock = await this.lockOrExists(parentChain.length, [...parentChain.map(() => '' as Digest), rec.diffId], chainId, {});
       if (!lock) {
         await this.snapshots.remove(key);
-        const { rm } = await import('node:fs/promises');
         await rm(rec.tarsplit.path, { force: true });
         return { chainIds: chain, release, existed: true };
       }
@@ -492,7 +489,6 @@ export class LayerStore {
     if (l.tarsplit) {
       src = regenerateTar(this.content.path(l.tarsplit), this.snapshots.fsDir(l.snapshot), opts);
     } else if (l.blob) {
-      const { open } = await import('node:fs/promises');
       const fh = await open(this.content.path(l.blob), 'r');
       const head = Buffer.alloc(4);
       await fh.read(head, 0, 4, 0).finally(() => fh.close());

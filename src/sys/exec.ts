@@ -1,5 +1,6 @@
 /** Spawning helper programs (the only place besides native.ts that reaches outside Node). */
 import { spawn, type SpawnOptions } from 'node:child_process';
+import { access, constants } from 'node:fs/promises';
 import { EngineError } from '../errors/index.js';
 
 export interface RunResult {
@@ -51,7 +52,6 @@ export async function run(
 
 /** Finds an executable on PATH (or among extra directories). */
 export async function which(name: string, extraDirs: string[] = []): Promise<string | undefined> {
-  const { access, constants } = await import('node:fs/promises');
   const dirs = [...(process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':'), ...extraDirs];
   for (const d of dirs) {
     if (!d) continue;

@@ -1,6 +1,6 @@
 /** File-system primitives with the durability rules of the store: temp file, fsync, rename, fsync dir. */
 import { closeSync, fsyncSync, openSync, constants as C, lstatSync, readdirSync, rmSync, renameSync, type Stats } from 'node:fs';
-import { open, rename, rm, mkdir, realpath } from 'node:fs/promises';
+import { open, readFile, rename, rm, mkdir, realpath } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { errnoCode } from '../errors/index.js';
@@ -66,7 +66,6 @@ export function lstatOrUndefined(p: string): Stats | undefined {
 
 /** Mount points currently under `prefix` (from /proc/self/mountinfo), deepest first. */
 export async function mountsUnder(prefix: string): Promise<string[]> {
-  const { readFile } = await import('node:fs/promises');
   const text = await readFile('/proc/self/mountinfo', 'utf8');
   const out: string[] = [];
   for (const line of text.split('\n')) {
