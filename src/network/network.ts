@@ -345,21 +345,18 @@ export class NetworkManager {
       try {
         if (att.netnsPath) await createNetns(att.netnsPath, opts);
         trace('network: netns created');
-        // interfaces (CNI) and the runtime's side, in parallel; the runtime's side needs the
-        // etc files (the hosts file without the container's address, not known yet)
+        // the runtime's side first (it is the longer), then the interfaces (CNI), in parallel;
+        // the runtime needs the etc files (the hosts file without the container's address,
+        // not known yet)
+        if (req.etcDir) att.etcFiles = await writeEtcFiles(req.etcDir, await this.etcContent({ ...att, gateway: att.gateway ?? (mode === 'bridge' ? this.net.gateway : undefined) }, req, extraHosts));
+        trace('network: etc files written');
+        side = during({ ...(att.netnsPath ? { netnsPath: att.netnsPath } : {}), ...(att.etcFiles ? { etcFiles: att.etcFiles } : {}) });
+        side.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+        started = true;
         lo = att.netnsPath ? loopbackUp(att.netnsPath, id, { pluginDirs: this.pluginDirs, signal: opts.signal }) : undefined;
         lo?.catch(() => {});
         const added = mode === 'bridge' ? this.addBridge(att, opts.signal) : undefined;
         added?.catch(() => {});
-        try {
-          if (req.etcDir) att.etcFiles = await writeEtcFiles(req.etcDir, await this.etcContent({ ...att, gateway: att.gateway ?? (mode === 'bridge' ? this.net.gateway : undefined) }, req, extraHosts));
-          side = during({ ...(att.netnsPath ? { netnsPath: att.netnsPath } : {}), ...(att.etcFiles ? { etcFiles: att.etcFiles } : {}) });
-          side.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
-          started = true;
-        } catch (e) {
-          await added?.catch(() => {});
-          throw e;
-        }
         if (added) {
           Object.assign(att, describeResult(await added, att.netnsPath!));
           trace('network: CNI ADD done');
