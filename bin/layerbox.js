@@ -6,7 +6,7 @@
 // the first command that finds none (or finds it rejected: V8 checks it against the source
 // and its own version), and once more after the first `run` (which compiles the most: image,
 // container, runtime and network code), so later commands skip most parsing and compiling.
-import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,14 +41,16 @@ if (mtime(bundle) < 0 || mtime(bundle) < mtime(path('../dist/.tsbuildinfo'))) {
   const fullMark = `${cacheFile}.run`;
   const grow = argv.includes('run') && mtime(fullMark) < 0;
   if (!cachedData || script.cachedDataRejected || grow) {
-    // after the command: the functions it ran are compiled and go into the cache too
+    // after the command: the functions it ran are compiled and go into the cache too.
+    // A cache, not state: renamed into place whole, no fsync (V8 checksums what it reads and
+    // rejects a torn or stale cache, which is then written again).
+    const tmp = `${cacheFile}.${process.pid}.tmp`;
     try {
-      const tmp = `${cacheFile}.${process.pid}.tmp`;
       writeFileSync(tmp, script.createCachedData());
       renameSync(tmp, cacheFile);
       if (argv.includes('run')) writeFileSync(fullMark, '');
     } catch {
-      /* a read-only install: no cache */
+      rmSync(tmp, { force: true }); // a read-only install: no cache
     }
   }
 }
