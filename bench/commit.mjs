@@ -2,9 +2,9 @@
 // entries of changes) — layerbox commit vs docker commit vs podman commit; and diff of that
 // container vs docker diff / podman diff. A stamp file makes every commit new content.
 //   node bench/commit.mjs   (BENCH_RUNS=5)
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { LB, sh, have, timed, paired, startDockerd, report, fmtRow } from './lib.mjs';
+import { LB, sh, timed, paired, startDockerd, report, fmtRow, podmanAt } from './lib.mjs';
 import { benchImages } from './images.mjs';
 
 const runs = Number(process.env.BENCH_RUNS ?? 5);
@@ -23,11 +23,8 @@ if (docker) {
   sh(`docker run --network host --name vimctr ${IMG} ${INSTALL}`, { env: docker.env });
   dockerUpper = JSON.parse(sh('docker inspect vimctr', { env: docker.env }))[0].GraphDriver.Data.UpperDir;
 }
-let podman;
-if (have('podman')) {
-  const conf = join(work, 'containers.conf');
-  writeFileSync(conf, `[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]\n[engine]\nruntime = "runc"\n`);
-  podman = { cmd: `podman --root ${work}/podman-root --runroot ${work}/podman-run --storage-driver overlay`, env: { CONTAINERS_CONF: conf } };
+const podman = podmanAt(join(work, 'podman-root'), join(work, 'podman-run'), work);
+if (podman) {
   sh(`${podman.cmd} load -q -i ${imgs.base}`, { env: podman.env });
   sh(`${podman.cmd} run --network host --name vimctr ${IMG} ${INSTALL}`, { env: podman.env });
   podman.upper = JSON.parse(sh(`${podman.cmd} inspect vimctr`, { env: podman.env }))[0].GraphDriver.Data.UpperDir;

@@ -97,6 +97,17 @@ export function benchFs(name) {
   };
 }
 
+/**
+ * podman on its own root (rlimits within the host's hard limits, runc: ANCHORS.md), or
+ * undefined when podman is not installed. { cmd, env } for sh/timed.
+ */
+export function podmanAt(storeRoot, runRoot, confDir) {
+  if (!have('podman')) return undefined;
+  const conf = join(confDir, 'containers.conf');
+  writeFileSync(conf, `[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]\n[engine]\nruntime = "runc"\n`);
+  return { cmd: `podman --root ${storeRoot} --runroot ${runRoot} --storage-driver overlay`, env: { CONTAINERS_CONF: conf } };
+}
+
 /** A private dockerd (Debian's docker.io) on its own socket and data root, or undefined. */
 export function startDockerd(dataRoot = '/tmp/layerbox-bench-docker') {
   if (!have('dockerd') || !have('docker')) return undefined;

@@ -9,7 +9,7 @@
 import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { LB, sh, have, timed, paired, startDockerd, report, fmtRow, benchFs } from './lib.mjs';
+import { LB, sh, have, timed, paired, startDockerd, report, fmtRow, benchFs, podmanAt } from './lib.mjs';
 import { benchImages } from './images.mjs';
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -38,12 +38,7 @@ for (const k of which) {
 rmSync(seed, { recursive: true, force: true });
 
 const docker = startDockerd(join(stores, 'docker'));
-let podman;
-if (have('podman')) {
-  const conf = join(work, 'containers.conf');
-  writeFileSync(conf, `[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]\n[engine]\nruntime = "runc"\n`);
-  podman = { cmd: `podman --root ${stores}/podman-root --runroot ${work}/podman-run --storage-driver overlay`, env: { CONTAINERS_CONF: conf } };
-}
+const podman = podmanAt(join(stores, 'podman-root'), join(work, 'podman-run'), work);
 
 const lines = [
   `Local registry on ${R}; each tool starts from an empty store; ${rounds} paired rounds; ` +

@@ -4,7 +4,7 @@
 //   node bench/run.mjs   (BENCH_RUNS=10)
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { LB, sh, have, timed, paired, startDockerd, report, fmtRow } from './lib.mjs';
+import { LB, sh, timed, paired, startDockerd, report, fmtRow, podmanAt } from './lib.mjs';
 import { benchImages } from './images.mjs';
 
 const runs = Number(process.env.BENCH_RUNS ?? 10);
@@ -15,11 +15,8 @@ const IMG = 'bench/debian:base';
 sh(`${LB} --root ${lbRoot} load -q -i ${imgs.base}`);
 const docker = startDockerd();
 if (docker) sh(`docker load -q -i ${imgs.base}`, { env: docker.env });
-let podman;
-if (have('podman')) {
-  const conf = join(work, 'containers.conf');
-  writeFileSync(conf, `[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]\n[engine]\nruntime = "runc"\n`);
-  podman = { cmd: `podman --root ${work}/podman-root --runroot ${work}/podman-run --storage-driver overlay`, env: { CONTAINERS_CONF: conf } };
+const podman = podmanAt(join(work, 'podman-root'), join(work, 'podman-run'), work);
+if (podman) {
   sh(`${podman.cmd} load -q -i ${imgs.base}`, { env: podman.env });
 }
 // the floor: runc run of a bundle whose rootfs is the unpacked image

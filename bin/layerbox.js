@@ -39,7 +39,8 @@ if (mtime(bundle) < 0 || mtime(bundle) < mtime(path('../dist/.tsbuildinfo'))) {
   script.runInThisContext().call(module.exports, module.exports, createRequire(bundle), module, bundle, dirname(bundle));
   await module.exports.main(argv);
   const fullMark = `${cacheFile}.run`;
-  const grow = argv.includes('run') && mtime(fullMark) < 0;
+  const isRun = argv.includes('run');
+  const grow = isRun && mtime(fullMark) < 0;
   if (!cachedData || script.cachedDataRejected || grow) {
     // after the command: the functions it ran are compiled and go into the cache too.
     // A cache, not state: renamed into place whole, no fsync (V8 checksums what it reads and
@@ -48,7 +49,7 @@ if (mtime(bundle) < 0 || mtime(bundle) < mtime(path('../dist/.tsbuildinfo'))) {
     try {
       writeFileSync(tmp, script.createCachedData());
       renameSync(tmp, cacheFile);
-      if (argv.includes('run')) writeFileSync(fullMark, '');
+      if (isRun) writeFileSync(fullMark, '');
     } catch {
       rmSync(tmp, { force: true }); // a read-only install: no cache
     }

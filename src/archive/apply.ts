@@ -633,26 +633,15 @@ export class LayerApplier implements TarHandler {
   }
 
   private fdXattrs(fd: number, h: TarHeader): void {
-    if (!h.xattrs) return;
-    for (const [k, v] of h.xattrs) {
-      if (isForbiddenXattr(k)) {
-        this.opts.warn?.(`dropping xattr ${k} of ${JSON.stringify(h.name)}: overlay xattrs from a layer could forge whiteouts`);
-        continue;
-      }
-      try {
-        fsetxattr(fd, k, v);
-      } catch (e) {
-        const c = errnoCode(e);
-        if (c === 'ENOTSUP' || c === 'EPERM' || c === 'EOPNOTSUPP') {
-          this.opts.warn?.(`cannot set xattr ${k} on ${JSON.stringify(h.name)}: ${c}`);
-          continue;
-        }
-        throw e;
-      }
-    }
+    this.setXattrs(h, (k, v) => fsetxattr(fd, k, v));
   }
 
   private xattrs(rel: string, h: TarHeader): void {
+    this.setXattrs(h, (k, v) => lsetxattr(this.abs(rel), k, v));
+  }
+
+  /** The entry's xattrs, minus overlay ones (they could forge whiteouts); refusals are warnings. */
+  private setXattrs(h: TarHeader, set: (k: string, v: Buffer) => void): void {
     if (!h.xattrs) return;
     for (const [k, v] of h.xattrs) {
       if (isForbiddenXattr(k)) {
@@ -660,7 +649,7 @@ export class LayerApplier implements TarHandler {
         continue;
       }
       try {
-        lsetxattr(this.abs(rel), k, v);
+        set(k, v);
       } catch (e) {
         const c = errnoCode(e);
         if (c === 'ENOTSUP' || c === 'EPERM' || c === 'EOPNOTSUPP') {

@@ -232,6 +232,16 @@ export class NetworkManager {
     return list;
   }
 
+  /** [table, rule] of the subnet-wide rules, as iptables arguments after -A/-C/-D. */
+  private hostRules(): [string, string[]][] {
+    const tag = ['-m', 'comment', '--comment', `layerbox ${this.net.name}`];
+    return [
+      ['nat', ['POSTROUTING', '-s', this.net.subnet, '!', '-o', this.net.bridge, ...tag, '-j', 'MASQUERADE']],
+      ['filter', ['FORWARD', '-i', this.net.bridge, ...tag, '-j', 'ACCEPT']],
+      ['filter', ['FORWARD', '-o', this.net.bridge, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', ...tag, '-j', 'ACCEPT']],
+    ];
+  }
+
   /**
    * The two subnet-wide rules that replace per-container NAT and forwarding work (what
    * Docker does for docker0): masquerade traffic leaving the subnet, accept forwarding to
@@ -241,13 +251,7 @@ export class NetworkManager {
     const marker = join(this.stateDir, 'host-rules');
     const want = `${bootId()} ${this.net.bridge} ${this.net.subnet}\n`;
     if ((await readFile(marker, 'utf8').catch(() => '')) === want) return;
-    const tag = ['-m', 'comment', '--comment', `layerbox ${this.net.name}`];
-    const rules: [string, string[]][] = [
-      ['nat', ['POSTROUTING', '-s', this.net.subnet, '!', '-o', this.net.bridge, ...tag, '-j', 'MASQUERADE']],
-      ['filter', ['FORWARD', '-i', this.net.bridge, ...tag, '-j', 'ACCEPT']],
-      ['filter', ['FORWARD', '-o', this.net.bridge, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', ...tag, '-j', 'ACCEPT']],
-    ];
-    for (const [table, r] of rules) {
+    for (const [table, r] of this.hostRules()) {
       const check = await run('iptables', ['-w', '-t', table, '-C', ...r], { allowFailure: true, signal });
       if (check.code !== 0) await run('iptables', ['-w', '-t', table, table === 'filter' ? '-I' : '-A', ...r], { signal });
     }
@@ -257,13 +261,7 @@ export class NetworkManager {
 
   /** Removes the subnet-wide rules (prune). */
   private async removeHostRules(): Promise<void> {
-    const tag = ['-m', 'comment', '--comment', `layerbox ${this.net.name}`];
-    const rules: [string, string[]][] = [
-      ['nat', ['POSTROUTING', '-s', this.net.subnet, '!', '-o', this.net.bridge, ...tag, '-j', 'MASQUERADE']],
-      ['filter', ['FORWARD', '-i', this.net.bridge, ...tag, '-j', 'ACCEPT']],
-      ['filter', ['FORWARD', '-o', this.net.bridge, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', ...tag, '-j', 'ACCEPT']],
-    ];
-    for (const [table, r] of rules) {
+    for (const [table, r] of this.hostRules()) {
       while ((await run('iptables', ['-w', '-t', table, '-D', ...r], { allowFailure: true })).code === 0) {
         /* remove every copy */
       }
@@ -363,7 +361,7 @@ export class NetworkManager {
           if (att.etcFiles && att.ipAddress) {
             // In place, not by rename: the runtime may already have bind-mounted this inode.
             // Nothing reads it before the container starts, after `during` has settled.
-            await writeFile(att.etcFiles.hosts, (await this.etcContent(att, req, extraHosts)).hosts);
+            await writeFile(att.etcFiles.hosts, this.bridgeHosts(att, req, extraHosts));
           }
         }
         await lo;
@@ -605,6 +603,10 @@ export class NetworkManager {
     }
   }
 
+  private bridgeHosts(att: NetworkAttachment, req: SetupRequest, extraHosts: ReturnType<typeof parseExtraHost>[]): string {
+    return buildHosts({ hostname: att.hostname, domainname: req.domainname, ip: att.ipAddress, extraHosts, gateway: att.gateway });
+  }
+
   private async etcContent(att: NetworkAttachment, req: SetupRequest, extraHosts: ReturnType<typeof parseExtraHost>[]): Promise<EtcFiles> {
     const dnsOpts = { dns: req.dns, dnsSearch: req.dnsSearch, dnsOptions: req.dnsOptions };
     if (att.mode === 'host') {
@@ -615,7 +617,7 @@ export class NetworkManager {
       };
     }
     return {
-      hosts: buildHosts({ hostname: att.hostname, domainname: req.domainname, ip: att.ipAddress, extraHosts, gateway: att.gateway }),
+      hosts: this.bridgeHosts(att, req, extraHosts),
       hostname: buildHostname(att.hostname),
       resolvConf: await buildResolvConf(dnsOpts),
     };
