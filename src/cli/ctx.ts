@@ -1,8 +1,5 @@
-/** What every command module gets: the program, the engine (opened on first use), the streams. */
-import type { Command } from 'commander';
-import type { Engine } from '../engine/engine.js';
-
-export const VERSION = '0.1.0';
+/** What every command gets: the streams, the global flags, and the engine (opened on first use). */
+import type { Engine } from '../engine/index.js';
 
 /** Ends the command with an exit code (and an optional message on stderr). */
 export class ExitError extends Error {
@@ -15,10 +12,13 @@ export class ExitError extends Error {
 }
 
 export interface Ctx {
-  program: Command;
+  out: NodeJS.WriteStream;
+  err: NodeJS.WriteStream;
+  /** the root command's parsed flags */
+  globals: Record<string, unknown>;
+  /** "layerbox run": for messages that say "See 'layerbox run --help'." */
+  commandPath: string;
   engine(): Promise<Engine>;
   /** closes the engine if it was opened */
   close(): void;
-  out: NodeJS.WriteStream;
-  err: NodeJS.WriteStream;
 }

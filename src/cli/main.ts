@@ -1,49 +1,87 @@
 /**
- * The `layerbox` command: Docker's verbs, flags, columns and exit codes over the engine
- * library, in-process (no daemon). Thin: parsing and printing only.
+ * The `layerbox` command: Docker's verbs, flag grammar, columns and exit codes over the
+ * engine, in-process (no daemon). Thin: flags are parsed into the engine's requests and its
+ * answers printed; Docker's semantics live in the engine.
  */
-import { Command, CommanderError, Option } from 'commander';
-import { EngineError, isEngineError } from '../errors/index.js';
-import { Engine, type EngineOptions } from '../engine/engine.js';
-import { ExitError, VERSION, type Ctx } from './ctx.js';
-import { trace } from '../sys/trace.js';
-import { registerImageCommands } from './images.js';
-import { registerSystemCommands } from './system.js';
-import { registerRegistryCommands } from './registry.js';
-import { registerContainerCommands } from './containers.js';
+import { Engine, VERSION, trace, type EngineOptions } from '../engine/index.js';
+import { isEngineError } from '../errors/index.js';
+import { bashCompletion, command, execute, zshCompletion, type CommandSpec } from './command.js';
+import { containerCommands, containerGroup } from './containers.js';
+import { ExitError, type Ctx } from './ctx.js';
+import { flag, FlagValueError } from './flags.js';
+import { imageCommands, imageGroup } from './images.js';
+import { registryCommands, pull, push } from './registry.js';
+import { systemCommands, systemGroup } from './system.js';
+import { ramInBytes } from './units.js';
+import { volumeGroup } from './volumes.js';
 
-export interface GlobalOptions {
-  root?: string;
-  storageDriver?: 'overlay' | 'vfs';
-  maxLayerSize?: string;
-  insecureRegistry?: string[];
+const globalFlags = {
+  root: flag.string('root', '', 'Root of the store (default $LAYERBOX_ROOT or /var/lib/layerbox)'),
+  storageDriver: flag.value('storage-driver', '', 'overlay, or vfs (copies) where overlayfs is unavailable', {
+    parse: (v) => {
+      if (v !== 'overlay' && v !== 'vfs') throw new FlagValueError('use overlay or vfs');
+      return v;
+    },
+  }),
+  maxLayerSize: flag.value('max-layer-size', '', 'Refuse layers that expand beyond this size (default 64g)', { typeName: 'bytes', parse: ramInBytes }),
+  insecureRegistry: flag.list('insecure-registry', '', 'Allow plain HTTP or unverified TLS for this registry (loopback always is)'),
+  debug: flag.bool('debug', 'D', 'Enable debug mode (stack traces of internal errors)'),
+  version: flag.bool('version', 'v', 'Print version information and quit'),
+};
+
+let root: CommandSpec<typeof globalFlags>;
+
+const completion = command({
+  name: 'completion',
+  short: 'Generate the autocompletion script for the specified shell',
+  commands: [
+    command({ name: 'bash', usage: '', short: 'Generate the autocompletion script for bash (source it, or put it in /etc/bash_completion.d/layerbox)', args: { max: 0 }, run: (ctx) => void ctx.out.write(bashCompletion(root)) }),
+    command({ name: 'zsh', usage: '', short: 'Generate the autocompletion script for zsh (put it as _layerbox in a directory of $fpath)', args: { max: 0 }, run: (ctx) => void ctx.out.write(zshCompletion(root)) }),
+  ],
+});
+
+root = command({
+  name: 'layerbox',
+  short: "A container engine that implements Docker's layered images: content store, overlay snapshots, registries, containers, commit.",
+  flags: globalFlags,
+  commands: [
+    ...[completion, containerGroup, imageGroup([pull, push]), systemGroup, volumeGroup],
+    ...[...containerCommands, ...imageCommands, ...registryCommands, ...systemCommands].sort((a, b) => a.name.localeCompare(b.name)),
+  ],
+  async run(ctx, _args, o) {
+    if (o.version) {
+      ctx.out.write(`layerbox version ${VERSION}\n`);
+      return;
+    }
+    const { helpText } = await import('./command.js');
+    ctx.out.write(helpText(['layerbox'], root));
+  },
+});
+
+export function rootCommand(): CommandSpec<typeof globalFlags> {
+  return root;
 }
 
-
-function parseSize(s: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(s.trim());
-  if (!m) throw new EngineError('invalid-argument', 'BAD_SIZE', `invalid size: ${JSON.stringify(s)}`, { hint: 'e.g. 512m, 8g' });
-  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2]!.toLowerCase()]!;
-  return Math.floor(Number(m[1]) * mult);
+function engineOptions(g: Record<string, unknown>): EngineOptions {
+  const opts: EngineOptions = {};
+  if (g.root) opts.root = g.root as string;
+  if (g.storageDriver) opts.storageDriver = g.storageDriver as 'overlay' | 'vfs';
+  if ((g.insecureRegistry as string[] | undefined)?.length) opts.insecureRegistries = g.insecureRegistry as string[];
+  if (g.maxLayerSize !== undefined) opts.maxLayerBytes = g.maxLayerSize as number;
+  else if (process.env.LAYERBOX_MAX_LAYER_SIZE) opts.maxLayerBytes = ramInBytes(process.env.LAYERBOX_MAX_LAYER_SIZE);
+  return opts;
 }
 
-export function buildProgram(): { program: Command; ctx: Ctx } {
-  const program = new Command('layerbox');
+export function makeCtx(): Ctx {
   let engine: Engine | undefined;
   const ctx: Ctx = {
-    program,
     out: process.stdout,
     err: process.stderr,
+    globals: {},
+    commandPath: 'layerbox',
     async engine() {
       if (engine) return engine;
-      const g = program.opts<GlobalOptions>();
-      const opts: EngineOptions = {};
-      if (g.root) opts.root = g.root;
-      if (g.storageDriver) opts.storageDriver = g.storageDriver;
-      if (g.insecureRegistry?.length) opts.insecureRegistries = g.insecureRegistry;
-      const max = g.maxLayerSize ?? process.env.LAYERBOX_MAX_LAYER_SIZE;
-      if (max) opts.maxLayerBytes = parseSize(max);
-      engine = await Engine.open(opts);
+      engine = await Engine.open(engineOptions(ctx.globals));
       trace('engine: open');
       return engine;
     },
@@ -52,33 +90,8 @@ export function buildProgram(): { program: Command; ctx: Ctx } {
       engine = undefined;
     },
   };
-  program
-    .description('A container engine that implements Docker\'s layered images: content store, overlay snapshots, registries, containers, commit.')
-    .usage('[OPTIONS] COMMAND')
-    .option('--root <dir>', 'store root (default $LAYERBOX_ROOT or /var/lib/layerbox)')
-    .addOption(new Option('--storage-driver <driver>', 'overlay, or vfs (copies) where overlayfs is unavailable').choices(['overlay', 'vfs']))
-    .option('--max-layer-size <size>', 'refuse layers that expand beyond this size (default 64g)')
-    .option('--insecure-registry <host>', 'allow plain HTTP / unverified TLS for this registry (repeatable; loopback is always allowed)', (v: string, prev: string[] = []) => [...prev, v])
-    .version(VERSION, '-v, --version', 'print the version')
-    .helpOption('--help', 'display help for command')
-    .showHelpAfterError(false)
-    .configureOutput({
-      writeErr: (s) => process.stderr.write(s),
-      outputError: (s, write) => write(s.replace(/^error: /, '')),
-    })
-    .exitOverride();
-  program.enablePositionalOptions();
-  registerImageCommands(ctx);
-  registerRegistryCommands(ctx);
-  registerContainerCommands(ctx);
-  registerSystemCommands(ctx);
-  program.on('command:*', (ops: string[]) => {
-    process.stderr.write(`layerbox: '${ops[0]}' is not a layerbox command.\nSee 'layerbox --help'\n`);
-    throw new ExitError(1);
-  });
-  return { program, ctx };
+  return ctx;
 }
-
 
 export async function main(argv: string[]): Promise<void> {
   trace('cli: loaded');
@@ -87,39 +100,59 @@ export async function main(argv: string[]): Promise<void> {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw e;
   });
-  const { program, ctx } = buildProgram();
+  const ctx = makeCtx();
   try {
-    await program.parseAsync(argv, { from: 'user' });
+    await execute(root, argv, ctx);
   } catch (e) {
-    process.exitCode = handleError(e);
+    process.exitCode = report(e, !!ctx.globals.debug || !!process.env.LAYERBOX_DEBUG);
   } finally {
     // registry connections, the database: nothing keeps the process alive after the command
     ctx.close();
   }
 }
 
-export function handleError(e: unknown): number {
+/** What an error prints and the exit code it gives. Never a JavaScript stack, unless debugging. */
+export function report(e: unknown, debug: boolean): number {
   if (e instanceof ExitError) {
     if (e.message) process.stderr.write(e.message + '\n');
     return e.code;
   }
-  if (e instanceof CommanderError) {
-    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
-    // usage errors: Docker's CLI exits 125 on flag errors
-    return e.exitCode === 0 ? 0 : 125;
-  }
   if (isEngineError(e)) {
     process.stderr.write(`Error: ${e.describe()}\n`);
-    if (process.env.LAYERBOX_DEBUG && e.cause) process.stderr.write(String((e.cause as Error).stack ?? e.cause) + '\n');
+    if (debug && e.cause) process.stderr.write(String((e.cause as Error).stack ?? e.cause) + '\n');
     return 1;
   }
   const err = e as NodeJS.ErrnoException;
   if (err && typeof err.code === 'string' && err.syscall) {
-    process.stderr.write(`Error: ${err.message}\n`);
+    process.stderr.write(`Error: ${systemErrorText(err)}\n`);
+    if (debug) process.stderr.write(String(err.stack) + '\n');
     return 1;
   }
-  process.stderr.write(`Error: ${(e as Error)?.stack ?? String(e)}\n`);
+  process.stderr.write(`Error: internal error: ${(e as Error)?.message ?? String(e)}\n`);
+  if (debug) process.stderr.write(String((e as Error)?.stack ?? '') + '\n');
+  else process.stderr.write('Run again with LAYERBOX_DEBUG=1 for the details, and report it.\n');
   return 1;
+}
+
+/** A system error (ENOSPC, EIO, EACCES, …) in words: what, on which path, what to do. */
+function systemErrorText(err: NodeJS.ErrnoException): string {
+  const dest = (err as { dest?: string }).dest;
+  const where = err.path ? ` (${err.path}${dest ? ' → ' + dest : ''})` : '';
+  switch (err.code) {
+    case 'ENOSPC':
+      return `no space left on device${where}: free space on that file system (layerbox system df shows what the store holds; rm, rmi and prune free it)`;
+    case 'EDQUOT':
+      return `disk quota exceeded${where}: free space or raise the quota`;
+    case 'EIO':
+      return `input/output error${where}: the disk or file system failed; check the kernel log (dmesg), then run layerbox system check`;
+    case 'EROFS':
+      return `read-only file system${where}: the store must be on a writable file system`;
+    case 'EACCES':
+    case 'EPERM':
+      return `permission denied${where}: layerbox needs root`;
+    default:
+      return `${err.message}`;
+  }
 }
 
 export { ExitError, VERSION, type Ctx };

@@ -1,105 +1,183 @@
-/** System commands: system df, info, version, and the generic inspect. */
-import { type Ctx, VERSION, ExitError } from './ctx.js';
-import { humanSize, since, table } from './format.js';
-import { printInspect } from './images.js';
-import { shortId } from '../oci/digest.js';
+/** System commands: system df, system check, info, version, and the generic inspect. */
+import { parseReference, shortId, VERSION, type SystemDf } from '../engine/index.js';
 import { EngineError } from '../errors/index.js';
+import { command, type CommandSpec } from './command.js';
+import { ExitError, type Ctx } from './ctx.js';
+import { flag } from './flags.js';
+import { formatRows, humanSize, renderTemplate, since, table } from './format.js';
+import { printInspect } from './inspect.js';
+import { psRows } from './containers.js';
 
-export function registerSystemCommands(ctx: Ctx): void {
-  const p = ctx.program;
-  const system = p.command('system').description('Manage layerbox');
+const pct = (part: number, total: number) => (total > 0 ? ` (${Math.floor((part * 100) / total)}%)` : '');
 
-  system
-    .command('df')
-    .description('Show layerbox disk usage')
-    .option('-v, --verbose', 'show detailed information on space usage')
-    .action(async (o: { verbose?: boolean }) => {
-      const engine = await ctx.engine();
-      const df = engine.imagesDf();
-      if (!o.verbose) {
-        const pct = (part: number, total: number) => (total > 0 ? ` (${Math.round((part / total) * 100)}%)` : '');
-        ctx.out.write(
-          table([
-            ['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'],
-            ['Images', String(df.rows.length), String(df.active), humanSize(df.total), humanSize(df.reclaimable) + pct(df.reclaimable, df.total)],
-            ['Containers', '0', '0', '0B', '0B'],
-            ['Local Volumes', '0', '0', '0B', '0B'],
-            ['Build Cache', '0', '0', '0B', '0B'],
-          ]),
-        );
-        return;
-      }
-      ctx.out.write('Images space usage:\n\n');
-      const rows: string[][] = [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE', 'SHARED SIZE', 'UNIQUE SIZE', 'CONTAINERS']];
-      for (const r of df.rows) {
-        const names = r.image.tags.length ? r.image.tags : [undefined];
-        for (const t of names) {
-          let repo = '<none>';
-          let tag = '<none>';
-          if (t) {
-            const { parseReference } = await import('../oci/reference.js');
-            const ref = parseReference(t);
-            repo = ref.familiarName;
-            tag = ref.tag ?? '<none>';
-          }
-          rows.push([repo, tag, shortId(r.image.id), since(r.image.created), humanSize(r.size), humanSize(r.shared), humanSize(r.unique), String(r.containers)]);
-        }
-      }
-      ctx.out.write(table(rows));
-      ctx.out.write(`\nTotal size of all layers (each counted once): ${humanSize(df.total)} (${df.total} bytes)\n`);
-      ctx.out.write('\nContainers space usage:\n\n');
-      ctx.out.write(table([['CONTAINER ID', 'IMAGE', 'COMMAND', 'LOCAL VOLUMES', 'SIZE', 'CREATED', 'STATUS', 'NAMES']]));
-      ctx.out.write('\nLocal Volumes space usage:\n\n');
-      ctx.out.write(table([['VOLUME NAME', 'LINKS', 'SIZE']]));
-      ctx.out.write('\nBuild cache usage: 0B\n');
-    });
+/** The four rows of `system df`, with the docker CLI's arithmetic. */
+export function dfRows(df: SystemDf): Record<string, string>[] {
+  let usedByActive = 0;
+  for (const i of df.Images) if (i.Containers > 0 && i.SharedSize >= 0) usedByActive += i.Size - i.SharedSize;
+  const imgReclaim = df.LayersSize - usedByActive;
+  const active = (s: string) => s === 'running' || s === 'paused' || s === 'restarting';
+  let ctrSize = 0;
+  let ctrReclaim = 0;
+  for (const c of df.Containers) {
+    ctrSize += c.SizeRw ?? 0;
+    if (!active(c.State)) ctrReclaim += c.SizeRw ?? 0;
+  }
+  let volSize = 0;
+  let volReclaim = 0;
+  for (const v of df.Volumes) {
+    const s = v.UsageData?.Size ?? -1;
+    if (s < 0) continue;
+    volSize += s;
+    if ((v.UsageData?.RefCount ?? 0) === 0) volReclaim += s;
+  }
+  let cacheSize = 0;
+  let cacheReclaim = 0;
+  for (const b of df.BuildCache) {
+    if (!b.Shared) cacheSize += b.Size;
+    if (!b.InUse && !b.Shared) cacheReclaim += b.Size;
+  }
+  return [
+    { Type: 'Images', TotalCount: String(df.Images.length), Active: String(df.Images.filter((i) => i.Containers > 0).length), Size: humanSize(df.LayersSize), Reclaimable: humanSize(imgReclaim) + pct(imgReclaim, df.LayersSize) },
+    { Type: 'Containers', TotalCount: String(df.Containers.length), Active: String(df.Containers.filter((c) => active(c.State)).length), Size: humanSize(ctrSize), Reclaimable: humanSize(ctrReclaim) + pct(ctrReclaim, ctrSize) },
+    { Type: 'Local Volumes', TotalCount: String(df.Volumes.length), Active: String(df.Volumes.filter((v) => (v.UsageData?.RefCount ?? 0) > 0).length), Size: humanSize(volSize), Reclaimable: humanSize(volReclaim) + pct(volReclaim, volSize) },
+    { Type: 'Build Cache', TotalCount: String(df.BuildCache.length), Active: String(df.BuildCache.filter((b) => b.InUse).length), Size: humanSize(cacheSize), Reclaimable: humanSize(cacheReclaim) },
+  ];
+}
 
-  system
-    .command('check')
-    .description('Repair what interrupted commands left behind, then verify every blob, layer and image')
-    .action(async () => {
-      const engine = await ctx.engine();
-      const r = await engine.check();
-      ctx.out.write(`Checked ${r.blobs} blobs, ${r.layers} layers, ${r.images} images: ${r.problems.length ? r.problems.length + ' problem(s)' : 'no problems'}\n`);
-      for (const p of r.problems) ctx.out.write(`  ${p}\n`);
-      if (r.problems.length) throw new ExitError(1);
-    });
+function dfVerbose(df: SystemDf): string {
+  let s = 'Images space usage:\n\n';
+  const imgs: string[][] = [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE', 'SHARED SIZE', 'UNIQUE SIZE', 'CONTAINERS']];
+  for (const i of df.Images) {
+    let repo = '<none>';
+    let tag = '<none>';
+    const first = i.RepoTags.find((t) => t !== '<none>:<none>');
+    if (first) {
+      const r = parseReference(first);
+      repo = r.familiarName;
+      tag = r.tag ?? '<none>';
+    }
+    const created = i.Created > 0 ? new Date(i.Created * 1000).toISOString() : undefined;
+    imgs.push([repo, tag, shortId(i.Id), since(created), humanSize(i.Size), humanSize(i.SharedSize), humanSize(i.Size - i.SharedSize), String(i.Containers)]);
+  }
+  s += table(imgs);
+  s += `\nTotal size of all layers (each counted once): ${humanSize(df.LayersSize)} (${df.LayersSize} bytes)\n`;
+  s += '\nContainers space usage:\n\n';
+  const rows = psRows(df.Containers, { trunc: true });
+  s += table([['CONTAINER ID', 'IMAGE', 'COMMAND', 'LOCAL VOLUMES', 'SIZE', 'CREATED', 'STATUS', 'NAMES'], ...rows.map((r, k) => [r.ID!, r.Image!, r.Command!, r.LocalVolumes!, humanSize(df.Containers[k]!.SizeRw ?? 0), r.RunningFor!, r.Status!, r.Names!])]);
+  s += '\nLocal Volumes space usage:\n\n';
+  s += table([['VOLUME NAME', 'LINKS', 'SIZE'], ...df.Volumes.map((v) => [v.Name, String(v.UsageData?.RefCount ?? 0), humanSize(Math.max(0, v.UsageData?.Size ?? 0))])]);
+  let cache = 0;
+  for (const b of df.BuildCache) cache += b.Size;
+  s += `\nBuild cache usage: ${humanSize(cache)}\n\n`;
+  s += table([['CACHE ID', 'CACHE TYPE', 'SIZE', 'CREATED', 'LAST USED', 'USAGE', 'SHARED'], ...df.BuildCache.map((b) => [b.ID.slice(0, 12), b.Type, humanSize(b.Size), since(b.CreatedAt), since(b.LastUsedAt ?? undefined), String(b.UsageCount), String(b.Shared)])]);
+  return s;
+}
 
-  p.command('inspect')
-    .description('Return low-level information on layerbox objects')
-    .argument('<name...>')
-    .option('-f, --format <format>', 'format the output using a Go template')
-    .option('--type <type>', 'return JSON for specified type')
-    .action(async (names: string[], o: { format?: string; type?: string }) => {
-      const engine = await ctx.engine();
-      await printInspect(ctx, names, o.format, async (n) => {
-        if (o.type === 'image') return engine.inspectImage(n);
-        if (o.type === 'container') return (await engine.containers()).inspect(n);
+const df = command({
+  name: 'df',
+  usage: '[OPTIONS]',
+  short: 'Show layerbox disk usage',
+  flags: {
+    format: flag.string('format', '', 'Pretty-print images using a Go template'),
+    verbose: flag.bool('verbose', 'v', 'Show detailed information on space usage'),
+  },
+  args: { max: 0 },
+  async run(ctx, _args, o) {
+    const engine = await ctx.engine();
+    const d = await engine.system.df();
+    if (o.verbose) {
+      ctx.out.write(dfVerbose(d));
+      return;
+    }
+    const rows = dfRows(d);
+    const fmt = formatRows(o.format, rows, { Type: 'TYPE', TotalCount: 'TOTAL', Active: 'ACTIVE', Size: 'SIZE', Reclaimable: 'RECLAIMABLE' });
+    if (fmt !== undefined) {
+      ctx.out.write(fmt);
+      return;
+    }
+    ctx.out.write(table([['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], ...rows.map((r) => [r.Type!, r.TotalCount!, r.Active!, r.Size!, r.Reclaimable!])]));
+  },
+});
+
+const check = command({
+  name: 'check',
+  usage: '[OPTIONS]',
+  short: 'Repair what interrupted commands left behind, then verify every blob, layer and image',
+  args: { max: 0 },
+  async run(ctx) {
+    const r = await (await ctx.engine()).system.check();
+    ctx.out.write(`Checked ${r.blobs} blobs, ${r.layers} layers, ${r.images} images: ${r.problems.length ? r.problems.length + ' problem(s)' : 'no problems'}\n`);
+    for (const p of r.problems) ctx.out.write(`  ${p}\n`);
+    if (r.problems.length) throw new ExitError(1);
+  },
+});
+
+async function info(ctx: Ctx, format: string | undefined): Promise<void> {
+  const i = await (await ctx.engine()).system.info();
+  if (format) {
+    ctx.out.write((format === 'json' || format === '{{json .}}' ? JSON.stringify(i) : renderTemplate(format, i)) + '\n');
+    return;
+  }
+  ctx.out.write(
+    `Containers: ${i.Containers}\n Running: ${i.ContainersRunning}\n Paused: ${i.ContainersPaused}\n Stopped: ${i.ContainersStopped}\nImages: ${i.Images}\n` +
+      `Server Version: ${i.ServerVersion}\nStorage Driver: ${i.Driver}\nLogging Driver: ${i.LoggingDriver}\nCgroup Driver: ${i.CgroupDriver}\n` +
+      `Kernel Version: ${i.KernelVersion}\nOperating System: ${i.OperatingSystem}\nOSType: ${i.OSType}\nArchitecture: ${i.Architecture}\nCPUs: ${i.NCPU}\n` +
+      `Total Memory: ${humanSize(i.MemTotal as number)}\nName: ${i.Name}\nID: ${i.ID}\nLayerbox Root Dir: ${i.DockerRootDir}\n`,
+  );
+}
+
+const infoFlags = { format: flag.string('format', 'f', 'Format the output using the given Go template') };
+const infoCmd = command({ name: 'info', usage: '[OPTIONS]', short: 'Display system-wide information', flags: infoFlags, args: { max: 0 }, run: (ctx, _a, o) => info(ctx, o.format) });
+
+const version = command({
+  name: 'version',
+  usage: '[OPTIONS]',
+  short: 'Show the layerbox version information',
+  flags: { format: flag.string('format', 'f', 'Format the output using the given Go template') },
+  args: { max: 0 },
+  async run(ctx, _a, o) {
+    const client = { Version: VERSION, ApiVersion: '1.41', Os: 'linux', Arch: process.arch === 'x64' ? 'amd64' : process.arch, NodeVersion: process.version };
+    if (o.format) {
+      ctx.out.write(renderTemplate(o.format, { Client: client }) + '\n');
+      return;
+    }
+    ctx.out.write(`Client: layerbox\n Version:    ${VERSION}\n API version: 1.41\n Node:       ${process.version}\n OS/Arch:    linux/${client.Arch}\n`);
+  },
+});
+
+const inspect = command({
+  name: 'inspect',
+  usage: '[OPTIONS] NAME|ID [NAME|ID...]',
+  short: 'Return low-level information on layerbox objects',
+  flags: {
+    format: flag.string('format', 'f', 'Format the output using the given Go template'),
+    size: flag.bool('size', 's', 'Display total file sizes if the type is container'),
+    type: flag.string('type', '', 'Return JSON for specified type'),
+  },
+  args: { min: 1 },
+  async run(ctx, names, o) {
+    const engine = await ctx.engine();
+    await printInspect(ctx, names, o.format, async (n) => {
+      if (o.type === 'image') return engine.images.inspect(n);
+      if (o.type === 'container') return engine.containers.inspect(n, { size: !!o.size });
+      if (o.type === 'volume') return engine.volumes.inspect(n);
+      if (o.type && !['image', 'container', 'volume'].includes(o.type)) throw new EngineError('invalid-argument', 'BAD_TYPE', `"${o.type}" is not a valid value for --type`);
+      for (const get of [() => engine.containers.inspect(n, { size: !!o.size }), () => engine.images.inspect(n), async () => engine.volumes.inspect(n)]) {
         try {
-          return await (await engine.containers()).inspect(n);
+          return await get();
         } catch (e) {
           if ((e as { kind?: string }).kind !== 'not-found') throw e;
         }
-        try {
-          return await engine.inspectImage(n);
-        } catch (e) {
-          if ((e as { kind?: string }).kind === 'not-found') throw new EngineError('not-found', 'NO_SUCH_OBJECT', `No such object: ${n}`);
-          throw e;
-        }
-      });
+      }
+      throw new EngineError('not-found', 'NO_SUCH_OBJECT', `No such object: ${n}`);
     });
+  },
+});
 
-  p.command('version')
-    .description('Show the layerbox version information')
-    .action(async () => {
-      ctx.out.write(`Client: layerbox\n Version:    ${VERSION}\n Node:       ${process.version}\n OS/Arch:    linux/${process.arch}\n`);
-    });
+export const systemCommands: CommandSpec<any>[] = [infoCmd, inspect, version];
 
-  const info = async () => {
-    const engine = await ctx.engine();
-    const images = engine.images.list().length;
-    ctx.out.write(`Images: ${images}\nStorage Driver: ${engine.snapshots.name}\nLayerbox Root Dir: ${engine.root}\n`);
-  };
-  p.command('info').description('Display system-wide information').action(info);
-  system.command('info').description('Display system-wide information').action(info);
-}
+export const systemGroup = command({
+  name: 'system',
+  short: 'Manage layerbox',
+  commands: [check, df, { ...infoCmd }],
+});

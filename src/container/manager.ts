@@ -11,9 +11,8 @@ import { run } from '../sys/exec.js';
 import { LowerView } from '../archive/overlayfs.js';
 import { unpackLayer } from '../archive/unpack.js';
 import { readFile, rm } from 'node:fs/promises';
-import { join, dirname, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { hostname as osHostname } from 'node:os';
 import { conflict, failedPrecondition, invalidArgument, isEngineError, notFound } from '../errors/index.js';
 import type { DB } from '../metadata/db.js';
@@ -78,6 +77,8 @@ export interface CreateRequest {
   stopTimeout?: number;
   /** `--expose` */
   expose?: string[];
+  /** Docker's HealthConfig, kept in the container's config */
+  healthcheck?: ContainerConfig['Healthcheck'];
   hostConfig?: Partial<HostConfig>;
 }
 
@@ -86,11 +87,11 @@ export interface ManagerDeps {
   root: string;
   images: ImageStore;
   snapshots: Snapshotter;
-  /** finds an image, pulling it when missing (`run` of an image not stored yet) */
+  /** finds a stored image */
   resolveImage: (name: string) => Promise<ImageRecord>;
+  /** what conmon runs when a container exits (the engine's exit hook for this store and container) */
+  exitCommand: (root: string, id: string) => { path: string; args: string[] };
 }
-
-const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'layerbox.js');
 
 /**
  * Ends what is left of a container's conmon once the container exited and was cleaned up:
@@ -111,10 +112,6 @@ function dismissMonitor(pid: number): void {
 
 /** How long conmon waits before the fallback cleanup of a foreground container. */
 const FOREGROUND_EXIT_DELAY_S = 2;
-
-function exitCommandFor(root: string, id: string) {
-  return { path: process.execPath, args: [BIN, '--root', root, 'container', 'cleanup', id] };
-}
 
 /** Whether the container's cgroup is frozen (cgroup v1 freezer or v2 cgroup.freeze), if known. */
 function frozenState(id: string): boolean | undefined {
@@ -201,6 +198,7 @@ export class ContainerManager {
       const built = await buildSpec({ rootfs, readonlyRootfs: hc.ReadonlyRootfs, image: imageConfig.config, options: this.runOptions(id, req, hc, undefined) });
       const config: ContainerConfig = { ...built.config, Image: req.image, Hostname: req.hostname ?? id.slice(0, 12), ...(req.domainname ? { Domainname: req.domainname } : {}) };
       if (req.stopTimeout !== undefined) config.StopTimeout = req.stopTimeout;
+      if (req.healthcheck) config.Healthcheck = req.healthcheck;
       if (req.openStdin) {
         config.OpenStdin = true;
         config.StdinOnce = !!req.stdinOnce;
@@ -520,7 +518,7 @@ export class ContainerManager {
               // for a detached one; for a foreground one after a delay, as a fallback — the
               // attached CLI cleans up itself (and first), unless it died (a closed pipe,
               // a signal), when an --rm container must still go, as dockerd would see to
-              exitCommand: { ...exitCommandFor(this.d.root, c.id), ...(opts.attach ? { delaySeconds: FOREGROUND_EXIT_DELAY_S } : {}) },
+              exitCommand: { ...this.d.exitCommand(this.d.root, c.id), ...(opts.attach ? { delaySeconds: FOREGROUND_EXIT_DELAY_S } : {}) },
             });
           },
         );

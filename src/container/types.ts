@@ -40,6 +40,8 @@ export interface HostConfig {
   Sysctls: Record<string, string>;
   Ulimits: { Name: string; Soft: number; Hard: number }[];
   Runtime: string;
+  /** Docker's restart policy: '' or 'no', 'always', 'unless-stopped', 'on-failure' (with a retry cap) */
+  RestartPolicy?: { Name: string; MaximumRetryCount: number };
 }
 
 export interface ContainerState {

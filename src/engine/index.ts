@@ -1,9 +1,21 @@
-/** layerbox as a library: open a store, then use images, registries, containers and commit from code. */
-export { Engine, defaultRoot, DEFAULT_ROOT, type EngineOptions, type ImageSummary } from './engine.js';
+/**
+ * layerbox as a library: `Engine.open()`, then its services (images, containers, volumes,
+ * system), with requests and answers in the Docker Engine API's shapes.
+ */
+export { Engine, defaultRoot, DEFAULT_ROOT, type EngineOptions } from './engine.js';
 export { EngineError, isEngineError, type ErrorKind } from '../errors/index.js';
-export type { ImageRecord } from '../image/images.js';
-export type { ContainerRecord, HostConfig, ContainerState } from '../container/types.js';
-export type { CreateRequest } from '../container/manager.js';
-export type { PullEvent } from '../image/pull.js';
-export type { PushEvent } from '../image/push.js';
-export type { LoadEvent, LoadedImage } from '../image/load.js';
+export type * from './types.js';
+export type { Images, ImageMount } from './images.js';
+export type { Containers, RunHandle, StartOptions } from './containers.js';
+export { statusText, humanDuration } from './containers.js';
+export type { Volumes } from './volumes.js';
+export type { System } from './system.js';
+export { VERSION, API_VERSION, MIN_API_VERSION } from './system.js';
+export { operation, drive } from './operation.js';
+export { parseFilterArgs } from './filters.js';
+export { parseBind } from './createbody.js';
+export { parsePortSpecs, type PortSpecs } from './ports.js';
+export { shortId } from '../oci/digest.js';
+export { parseReference } from '../oci/reference.js';
+export { parsePlatform } from '../image/platform.js';
+export { trace } from '../sys/trace.js';

@@ -22,7 +22,12 @@ const TIER: Record<string, number> = {
   engine: 6,
   cli: 7,
   api: 7,
+  ui: 7,
 };
+
+/** The fronts see the engine's door and the error type, nothing else. */
+const FRONTS = new Set(['cli', 'api', 'ui']);
+const FRONT_MAY_IMPORT = new Set(['engine/index.js', 'errors/index.js']);
 
 function files(dir: string): string[] {
   const out: string[] = [];
@@ -34,7 +39,7 @@ function files(dir: string): string[] {
   return out;
 }
 
-test('imports point down the tiers (fronts → engine → stores → primitives); test support is used by tests only', () => {
+test('imports point down the tiers (fronts → engine → stores → primitives); fronts import only the engine and errors; test support is used by tests only', () => {
   const src = join(REPO_ROOT, 'src');
   const problems: string[] = [];
   for (const f of files(src)) {
@@ -47,8 +52,13 @@ test('imports point down the tiers (fronts → engine → stores → primitives)
     }
     const text = readFileSync(f, 'utf8');
     for (const m of text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)) {
-      const target = relative(src, resolve(dirname(f), m[1]!)).split('/')[0]!;
+      const targetPath = relative(src, resolve(dirname(f), m[1]!));
+      const target = targetPath.split('/')[0]!;
       if (target === mod) continue;
+      if (FRONTS.has(mod) && !FRONT_MAY_IMPORT.has(targetPath)) {
+        problems.push(`${relative(src, f)} (a front) imports ${m[1]}: fronts import only engine/index.js and errors/index.js`);
+        continue;
+      }
       if (target === 'testing' && !/testkit|testing|-child|bench/.test(f)) {
         problems.push(`${relative(src, f)} imports test support (${m[1]})`);
         continue;

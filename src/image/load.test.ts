@@ -118,7 +118,8 @@ test('progress: per-layer bars on a terminal, plain lines otherwise, nothing wit
   const t = tempRoot();
   try {
     const plain = lb(t.root, ['load', '-i', fixture('busybox-base.docker.tar')]);
-    assert.equal(plain.stdout, '2d253da2832f: Loading layer complete (2.15MB)\nLoaded image: bench/busybox:latest\n');
+    // off a terminal no progress bars are drawn, as the docker CLI draws none
+    assert.equal(plain.stdout, 'Loaded image: bench/busybox:latest\n');
     lb(t.root, ['rmi', 'bench/busybox']);
     const quiet = lb(t.root, ['load', '-q', '-i', fixture('busybox-base.docker.tar')]);
     assert.equal(quiet.stdout, 'Loaded image: bench/busybox:latest\n');

@@ -109,14 +109,19 @@ export async function loadSeccompProfile(path: string, opts: { signal?: AbortSig
     if (errnoCode(e) === 'ENOENT') throw notFound('SECCOMP_PROFILE_MISSING', `opening seccomp profile (${path}) failed: no such file`, { where: path, cause: e });
     throw e;
   }
+  return parseSeccompProfile(text, path);
+}
+
+/** A profile's JSON text (Docker's format, or a runtime-spec profile) checked for a defaultAction. */
+export function parseSeccompProfile(text: string, where: string): DockerSeccompProfile {
   let p: unknown;
   try {
     p = JSON.parse(text);
   } catch (e) {
-    throw invalidArgument('SECCOMP_PROFILE_INVALID', `decoding seccomp profile failed: ${(e as Error).message}`, { where: path, cause: e });
+    throw invalidArgument('SECCOMP_PROFILE_INVALID', `decoding seccomp profile failed: ${(e as Error).message}`, { where, cause: e });
   }
   if (!p || typeof p !== 'object' || typeof (p as DockerSeccompProfile).defaultAction !== 'string') {
-    throw invalidArgument('SECCOMP_PROFILE_INVALID', 'decoding seccomp profile failed: it has no defaultAction', { where: path });
+    throw invalidArgument('SECCOMP_PROFILE_INVALID', 'decoding seccomp profile failed: it has no defaultAction', { where });
   }
   return p as DockerSeccompProfile;
 }

@@ -6,7 +6,6 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { buildSpec, buildExecProcess, defaultRlimits, parseSecurityOpts, NOFILE_CAP } from './spec.js';
 import { mergeContainerConfig, replaceOrAppendEnv, processEnv, commandLine } from './config.js';
 import { DOCKER_DEFAULT_CAPS, capMask, tweakCaps, grantableCaps } from './caps.js';
@@ -18,10 +17,12 @@ import { mergeTmpfsOptions, planMounts, MASKED_PATHS, READONLY_PATHS } from './m
 import { imageVolumes } from './volumes.js';
 import { hostHardLimit } from './host.js';
 import { isEngineError } from '../errors/index.js';
+import { FIXTURES } from '../testing/tree.js';
 import type { Spec } from './types.js';
 
-// dist/runtime/ → /work/shared (../shared from the repo)
-const SHARED = fileURLToPath(new URL('../../../shared/', import.meta.url));
+// the copies in the repo: fixtures/docker-seccomp (moby/profiles) and fixtures/oci-runtime-schema (runtime-spec), see their SOURCE files
+const SECCOMP_JSON = join(FIXTURES, 'docker-seccomp', 'default.json');
+const RUNTIME_SCHEMA = join(FIXTURES, 'oci-runtime-schema');
 let dir: string;
 let rootfs: string;
 
@@ -194,7 +195,7 @@ test('security options: no-new-privileges, seccomp=unconfined, seccomp=<file>, i
 });
 
 test('the embedded seccomp profile is Docker\'s default.json, verbatim', async () => {
-  const json = JSON.parse(await readFile(join(SHARED, 'specs/docker-seccomp/default.json'), 'utf8'));
+  const json = JSON.parse(await readFile(SECCOMP_JSON, 'utf8'));
   assert.deepEqual(JSON.parse(JSON.stringify(DOCKER_DEFAULT_SECCOMP)), json);
 });
 
@@ -303,8 +304,8 @@ test('the generated config.json validates against the runtime-spec JSON schema',
   const require = createRequire(import.meta.url);
   const Ajv = require('ajv-draft-04') as new (o: object) => { addSchema(s: object, k: string): void; getSchema(k: string): ((d: unknown) => boolean) & { errors?: unknown } };
   const ajv = new Ajv({ allErrors: true, strict: false });
-  const schemaDir = join(SHARED, 'specs/oci-runtime-spec/schema');
-  for (const f of await readdir(schemaDir)) ajv.addSchema(JSON.parse(await readFile(join(schemaDir, f), 'utf8')), f);
+  const schemaDir = RUNTIME_SCHEMA;
+  for (const f of (await readdir(schemaDir)).filter((n) => n.endsWith('.json'))) ajv.addSchema(JSON.parse(await readFile(join(schemaDir, f), 'utf8')), f);
   const validate = ajv.getSchema('config-schema.json')!;
   for (const s of [
     await spec({}),

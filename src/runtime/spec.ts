@@ -12,7 +12,7 @@ import { defaultDeviceRules, privilegedDevices } from './devices.js';
 import { hostHardLimit } from './host.js';
 import { MASKED_PATHS, READONLY_PATHS, planMounts, type EtcFiles, type MountInput } from './mounts.js';
 import { ensureDirInRoot, resolveInRootRel } from './rootfs.js';
-import { defaultSeccomp, loadSeccompProfile, translateSeccomp } from './seccomp.js';
+import { defaultSeccomp, loadSeccompProfile, parseSeccompProfile, translateSeccomp } from './seccomp.js';
 import { OCI_VERSION, type Namespace, type Process, type Resources, type Rlimit, type Seccomp, type Spec } from './types.js';
 import { resolveGroupAdds, resolveUser, type ExecUser } from './user.js';
 
@@ -101,7 +101,7 @@ export function findInit(explicit?: string): string {
 
 interface SecurityOpts {
   noNewPrivileges: boolean;
-  seccomp: 'default' | 'unconfined' | { file: string };
+  seccomp: 'default' | 'unconfined' | { file: string } | { json: string };
 }
 
 export function parseSecurityOpts(opts: readonly string[] = []): SecurityOpts {
@@ -121,7 +121,8 @@ export function parseSecurityOpts(opts: readonly string[] = []): SecurityOpts {
         out.noNewPrivileges = value === 'true';
         break;
       case 'seccomp':
-        out.seccomp = value === 'unconfined' ? 'unconfined' : { file: value };
+        // the docker CLI sends the profile's content (it reads `seccomp=FILE` itself); a path works too
+        out.seccomp = value === 'unconfined' ? 'unconfined' : value.trimStart().startsWith('{') ? { json: value } : { file: value };
         break;
       case 'apparmor':
       case 'label':
@@ -180,6 +181,7 @@ async function seccompFor(sec: SecurityOpts, privileged: boolean, caps: string[]
   // Docker: --privileged runs without seccomp, whatever profile was asked for
   if (privileged || sec.seccomp === 'unconfined') return undefined;
   if (sec.seccomp === 'default') return defaultSeccomp(caps);
+  if ('json' in sec.seccomp) return translateSeccomp(parseSeccompProfile(sec.seccomp.json, 'the --security-opt seccomp= profile'), { caps });
   return translateSeccomp(await loadSeccompProfile(sec.seccomp.file, { signal }), { caps });
 }
 

@@ -52,7 +52,8 @@ export function tempRoot(prefix = 'lb-test-'): { root: string; cleanup(): void }
     cleanup() {
       // unmount anything a test left mounted under the root before deleting it
       spawnSync('sh', ['-c', `grep -o " ${root}[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l`]);
-      rmSync(root, { recursive: true, force: true });
+      // a container's exit hook (run by conmon) may still be closing the store: retry
+      rmSync(root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     },
   };
 }

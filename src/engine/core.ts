@@ -1,0 +1,377 @@
+/**
+ * The store behind the engine's door: opens the root directory, metadata database, content
+ * store, snapshotter, layer and image stores, and holds what the engine's services share
+ * (registry clients, the container manager, crash repair). Private to the engine: the
+ * fronts see only the services of engine.ts. No daemon: every process opens the store
+ * itself; the database and the per-object locks keep concurrent processes correct.
+ */
+import { randomUUID } from 'node:crypto';
+import { chmodSync, mkdirSync, statSync } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Readable, Writable } from 'node:stream';
+import { EngineError, invalidArgument } from '../errors/index.js';
+import type { Digest } from '../oci/digest.js';
+import { parseReference, parseRepositoryTag, type ImageRef } from '../oci/reference.js';
+import type { ImageConfig } from '../oci/types.js';
+import { openDatabase, getSetting, setSetting, type DB } from '../metadata/db.js';
+import { ContentStore } from '../content/store.js';
+import { createSnapshotter, overlaySupported, type StorageDriver } from '../snapshot/mount.js';
+import type { Snapshotter } from '../snapshot/snapshotter.js';
+import { LayerStore } from '../image/layers.js';
+import { ImageStore, type ImageRecord } from '../image/images.js';
+import { loadImages, type LoadEvent, type LoadedImage } from '../image/load.js';
+import { importImage } from '../image/import.js';
+import { saveImages, type SaveFormat } from '../image/save.js';
+import { imageHistory, inspectImage, type HistoryRow } from '../image/inspect.js';
+import { removeImage, pruneImages, type RemoveEvent, type ImageUsage } from '../image/remove.js';
+import { imagesDf, type ImagesDf } from '../image/df.js';
+import { ImageMounts } from '../image/mount.js';
+import { checkStore, type CheckReport } from '../image/check.js';
+import type { LayerEvent } from '../image/layers.js';
+// registry code (undici and all) is loaded only by commands that talk to a registry
+import type { RegistryClient, CredentialStore } from '../registry/index.js';
+import type { PullEvent, PullResult } from '../image/pull.js';
+import type { PushEvent } from '../image/push.js';
+import type { Platform } from '../oci/types.js';
+// the container machinery (runtime, CNI) is loaded only by commands that use containers
+import type { ContainerManager } from '../container/manager.js';
+import { ContainerStore } from '../container/store.js';
+
+export interface EngineOptions {
+  /** Registries reached over plain HTTP (or with unverified TLS), besides loopback. Also $LAYERBOX_INSECURE_REGISTRIES (comma-separated). */
+  insecureRegistries?: string[];
+  /** Docker's config.json with registry credentials (default ~/.docker/config.json or $DOCKER_CONFIG). */
+  credentialsPath?: string;
+  /** Docker's certs.d directory (default /etc/docker/certs.d). */
+  certsDir?: string;
+  /** Store root; default $LAYERBOX_ROOT or /var/lib/layerbox. */
+  root?: string;
+  /** overlay (default where the kernel allows) or vfs (copies). Fixed per store once chosen. */
+  storageDriver?: StorageDriver;
+  /** Quota on one layer's uncompressed size. */
+  maxLayerBytes?: number;
+}
+
+export const DEFAULT_ROOT = '/var/lib/layerbox';
+
+/** conmon's exit command (exit-hook.ts); the path works from dist/engine and from the CLI bundle alike (both two levels down). */
+const EXIT_HOOK = fileURLToPath(new URL('../../dist/engine/exit-hook.js', import.meta.url));
+
+export function defaultRoot(): string {
+  return process.env.LAYERBOX_ROOT || DEFAULT_ROOT;
+}
+
+export class Core {
+  private repaired = false;
+
+  private constructor(
+    readonly root: string,
+    readonly db: DB,
+    readonly content: ContentStore,
+    readonly snapshots: Snapshotter,
+    readonly layers: LayerStore,
+    readonly images: ImageStore,
+    readonly imageMounts: ImageMounts,
+    readonly options: EngineOptions,
+  ) {}
+
+  static async open(opts: EngineOptions = {}): Promise<Core> {
+    const root = resolve(opts.root ?? defaultRoot());
+    try {
+      mkdirSync(root, { recursive: true, mode: 0o700 });
+      // CVE-2021-41091: unprivileged users must not reach setuid binaries inside layers
+      if ((statSync(root).mode & 0o077) !== 0) chmodSync(root, 0o700);
+    } catch (e) {
+      throw new EngineError('unavailable', 'ROOT_UNUSABLE', `cannot use the store root ${root}: ${(e as Error).message}`, {
+        cause: e,
+        hint: 'run as root, or choose another root with --root / LAYERBOX_ROOT',
+      });
+    }
+    const db = openDatabase(root);
+    const content = new ContentStore(root);
+    await content.init();
+    let driver = getSetting(db, 'storage-driver') as StorageDriver | undefined;
+    const wanted = opts.storageDriver ?? (process.env.LAYERBOX_STORAGE_DRIVER as StorageDriver | undefined);
+    if (wanted && wanted !== 'overlay' && wanted !== 'vfs') {
+      throw invalidArgument('BAD_DRIVER', `unknown storage driver ${JSON.stringify(wanted)}`, { hint: 'use overlay or vfs' });
+    }
+    if (driver && wanted && driver !== wanted) {
+      throw invalidArgument('DRIVER_MISMATCH', `the store at ${root} uses the ${driver} storage driver, not ${wanted}`, { hint: 'use another --root for another driver' });
+    }
+    if (!driver) {
+      driver = wanted ?? (overlaySupported(root) ? 'overlay' : 'vfs');
+      setSetting(db, 'storage-driver', driver);
+    }
+    const snaps = createSnapshotter(db, root, driver);
+    const layers = new LayerStore(db, content, snaps, root);
+    const images = new ImageStore(db, content, layers);
+    const mounts = new ImageMounts(db, snaps, join(root, 'mounts'));
+    return new Core(root, db, content, snaps, layers, images, mounts, opts);
+  }
+
+  close(): void {
+    for (const c of this.clients.values()) void c.close();
+    this.clients.clear();
+    this.db.close();
+  }
+
+  // ------------------------------------------------------------------ registries
+
+  private readonly clients = new Map<string, RegistryClient>();
+
+  async credentials(): Promise<CredentialStore> {
+    const { CredentialStore } = await import('../registry/index.js');
+    return new CredentialStore(this.options.credentialsPath ? { configPath: this.options.credentialsPath } : {});
+  }
+
+  private insecure(): string[] {
+    const env = (process.env.LAYERBOX_INSECURE_REGISTRIES ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+    return [...(this.options.insecureRegistries ?? []), ...env];
+  }
+
+  /** One client per registry host for the life of the engine (token caches, connection pools). */
+  async registry(domain: string): Promise<RegistryClient> {
+    let c = this.clients.get(domain);
+    if (!c) {
+      const { RegistryClient } = await import('../registry/index.js');
+      c = new RegistryClient({ host: domain, credentials: await this.credentials(), insecureRegistries: this.insecure(), ...(this.options.certsDir ? { certsDir: this.options.certsDir } : {}) });
+      this.clients.set(domain, c);
+    }
+    return c;
+  }
+
+  async pull(name: string, opts: { platform?: Platform; concurrency?: number; onEvent?: (e: PullEvent) => void; warn?: (m: string) => void; signal?: AbortSignal } = {}): Promise<PullResult> {
+    await this.repair();
+    const { pullImage } = await import('../image/pull.js');
+    const ref = parseReference(name);
+    const client = await this.registry(ref.domain);
+    return pullImage({ images: this.images, layers: this.layers, client: () => client }, name, { ...opts, maxLayerBytes: this.options.maxLayerBytes });
+  }
+
+  async push(name: string, opts: { compression?: 'gzip' | 'zstd'; onEvent?: (e: PushEvent) => void; signal?: AbortSignal } = {}): Promise<{ digest: Digest; size: number }> {
+    const { pushImage } = await import('../image/push.js');
+    const client = await this.registry(parseReference(name).domain);
+    return pushImage({ images: this.images, client: () => client }, name, opts);
+  }
+
+  async listTags(name: string): Promise<string[]> {
+    const ref = parseReference(name);
+    return (await this.registry(ref.domain)).listTags(ref.path);
+  }
+
+  /** Checks credentials against the registry, then stores them (0600, Docker's format). */
+  async login(server: string, username: string, password: string): Promise<void> {
+    const { RegistryClient } = await import('../registry/index.js');
+    const client = new RegistryClient({ host: server, credentials: { username, password }, insecureRegistries: this.insecure(), ...(this.options.certsDir ? { certsDir: this.options.certsDir } : {}) });
+    try {
+      await client.verifyCredentials();
+    } finally {
+      await client.close();
+    }
+    await (await this.credentials()).store(server, { username, password });
+  }
+
+  /** Returns false when there were no credentials for the server. */
+  async logout(server: string): Promise<boolean> {
+    const creds = await this.credentials();
+    const had = (await creds.get(server)) !== undefined;
+    if (had) await creds.erase(server);
+    return had;
+  }
+
+  get tmpDir(): string {
+    return join(this.root, 'tmp');
+  }
+
+  /** Crash repair before writing: sweep half-written blobs, dead processes' snapshots, orphan layers. */
+  async repair(): Promise<void> {
+    if (this.repaired) return;
+    this.repaired = true;
+    await this.content.sweep();
+    await this.snapshots.sweep();
+    await this.layers.sweep();
+    // temporary files: a tar-split belongs to a temporary snapshot (gone if its process
+    // died: swept above); a spooled archive carries its writer's pid
+    const { procStart } = await import('../sys/proc.js');
+    for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
+      const key = /^(.*)\.tarsplit$/.exec(name)?.[1];
+      if (key !== undefined) {
+        if (!this.snapshots.stat(key)) await rm(join(this.tmpDir, name), { force: true });
+        continue;
+      }
+      const pid = Number(/^[a-z]+-(\d+)-/.exec(name)?.[1]);
+      if (Number.isFinite(pid) && pid !== process.pid && procStart(pid) === undefined) await rm(join(this.tmpDir, name), { recursive: true, force: true });
+    }
+  }
+
+  /** Repairs what crashes leave, then verifies every blob, layer and image. */
+  async check(): Promise<CheckReport> {
+    await this.repair();
+    return checkStore(this.content, this.snapshots, this.images);
+  }
+
+  // ------------------------------------------------------------------ images
+
+  resolveImage(name: string): ImageRecord {
+    return this.images.resolve(name).image;
+  }
+
+  async load(input: { path?: string; stream?: Readable }, opts: { onEvent?: (e: LoadEvent) => void; warn?: (m: string) => void; signal?: AbortSignal } = {}): Promise<LoadedImage[]> {
+    await this.repair();
+    return loadImages({ images: this.images, layers: this.layers, tmpDir: this.tmpDir }, input, { ...opts, maxLayerBytes: this.options.maxLayerBytes });
+  }
+
+  async import(
+    input: { path?: string; stream?: Readable },
+    opts: { reference?: string; changes?: string[]; message?: string; platform?: string; onEvent?: (e: LayerEvent) => void; signal?: AbortSignal } = {},
+  ): Promise<{ id: Digest; tag?: string }> {
+    const ref = opts.reference ? parseRepositoryTag(opts.reference) : undefined;
+    await this.repair();
+    const { parsePlatform } = await import('../image/platform.js');
+    return importImage(this.images, this.layers, input, {
+      ...(ref ? { ref } : {}),
+      changes: opts.changes ?? [],
+      message: opts.message,
+      sourceName: input.path ?? '-',
+      maxLayerBytes: this.options.maxLayerBytes,
+      onEvent: opts.onEvent,
+      signal: opts.signal,
+      ...(opts.platform ? { platform: parsePlatform(opts.platform) } : {}),
+    });
+  }
+
+  async save(names: string[], out: { path?: string; stream?: Writable }, opts: { format?: SaveFormat; signal?: AbortSignal } = {}): Promise<void> {
+    if (names.length === 0) throw invalidArgument('SAVE_NO_IMAGES', '"save" requires at least 1 argument.');
+    const items: { image: ImageRecord; refs: ImageRef[] }[] = [];
+    for (const n of names) {
+      const { image, ref } = this.images.resolve(n);
+      const existing = items.find((i) => i.image.id === image.id);
+      const refs = ref && !ref.digest ? [ref] : [];
+      if (existing) existing.refs.push(...refs);
+      else items.push({ image, refs });
+    }
+    await saveImages(this.images, items, out, { format: opts.format ?? 'docker-archive', signal: opts.signal });
+  }
+
+  async inspectImage(name: string): Promise<Record<string, unknown>> {
+    const img = this.resolveImage(name);
+    const cfg = await this.images.config(img.id);
+    const last = (this.db.prepare('SELECT MAX(created) AS t FROM tags WHERE image_id = ?').get(img.id) as { t: string | null }).t;
+    return inspectImage(this.images, this.snapshots, img, cfg, { parent: img.parent ?? '', ...(last ? { lastTagTime: last } : {}) });
+  }
+
+  async imageConfig(name: string): Promise<ImageConfig> {
+    return this.images.config(this.resolveImage(name).id);
+  }
+
+  async history(name: string): Promise<HistoryRow[]> {
+    const img = this.resolveImage(name);
+    return imageHistory(this.images, img, await this.images.config(img.id));
+  }
+
+  tag(source: string, target: string): void {
+    const img = this.resolveImage(source);
+    this.images.tag(img.id, parseRepositoryTag(target));
+  }
+
+  // ------------------------------------------------------------------ containers
+
+  private containerManager: ContainerManager | undefined;
+
+  /** Containers (loaded on first use: image-only commands never load the runtime). */
+  async containers(): Promise<ContainerManager> {
+    if (!this.containerManager) {
+      const { ContainerManager } = await import('../container/manager.js');
+      this.containerManager ??= new ContainerManager({
+        db: this.db,
+        root: this.root,
+        images: this.images,
+        snapshots: this.snapshots,
+        // the door pulls (images.ensure) before it creates: create itself never does
+        resolveImage: async (n) => this.resolveImage(n),
+        exitCommand: (root, id) => ({ path: process.execPath, args: [EXIT_HOOK, root, id] }),
+      });
+    }
+    return this.containerManager;
+  }
+
+  /** `diff` reads the container's upper dir against its image: no runtime needed. */
+  async diff(container: string) {
+    const { overlayChanges } = await import('../archive/changes.js');
+    const c = new ContainerStore(this.db).resolve(container);
+    const m = this.snapshots.mounts(c.snapshot)[0];
+    if (this.snapshots.name !== 'overlay' || !m || m.type !== 'overlay' || !m.upper) {
+      throw new EngineError('unsupported', 'DIFF_NEEDS_OVERLAY', 'diff reads the container\'s overlay upper directory; this store uses the vfs driver');
+    }
+    return overlayChanges(m.upper, m.lowers ?? []);
+  }
+
+  async commit(container: string, opts: { author?: string; message?: string; changes?: string[]; pause?: boolean; reference?: string } = {}) {
+    await this.repair();
+    const { commitContainer } = await import('../container/commit.js');
+    return commitContainer({ images: this.images, snapshots: this.snapshots, containers: await this.containers(), tmpDir: this.tmpDir }, container, opts);
+  }
+
+  /** Which container uses an image (rmi conflicts). */
+  imageUsage: ImageUsage = {
+    container: (id) => {
+      if (!this.hasContainers()) return undefined;
+      const c = new ContainerStore(this.db).usingImage(id);
+      return c ? { id: c.id, running: c.state.Running } : undefined;
+    },
+  };
+
+  /** A stable ID of this store (Docker's daemon ID in `info`). */
+  storeId(): string {
+    let id = getSetting(this.db, 'store-id');
+    if (!id) {
+      id = randomUUID();
+      setSetting(this.db, 'store-id', id);
+    }
+    return id;
+  }
+
+  hasAnyContainer(): boolean {
+    return this.hasContainers();
+  }
+
+  private hasContainers(): boolean {
+    return (this.db.prepare('SELECT 1 FROM containers LIMIT 1').get() as unknown) !== undefined;
+  }
+
+  private usage(): ImageUsage {
+    return {
+      container: (id) => this.imageUsage.container(id),
+      beforeDelete: async (img) => {
+        await this.imageMounts.unmount(img, true);
+        await this.imageUsage.beforeDelete?.(img);
+      },
+    };
+  }
+
+  async removeImage(name: string, opts: { force?: boolean; noPrune?: boolean } = {}): Promise<RemoveEvent[]> {
+    await this.repair();
+    return removeImage(this.images, name, this.usage(), opts);
+  }
+
+  async pruneImages(opts: { all?: boolean } = {}): Promise<{ events: RemoveEvent[]; reclaimed: number }> {
+    await this.repair();
+    return pruneImages(this.images, this.usage(), opts);
+  }
+
+  imagesDf(): ImagesDf {
+    return imagesDf(this.images, (id) => (this.imageUsage.container(id as Digest) ? 1 : 0));
+  }
+
+  async mountImage(name: string): Promise<string> {
+    const img = this.resolveImage(name);
+    return this.imageMounts.mount(img, (c) => this.layers.get(c)!.snapshot);
+  }
+
+  async unmountImage(name: string, opts: { force?: boolean } = {}): Promise<boolean> {
+    const img = this.resolveImage(name);
+    return this.imageMounts.unmount(img, opts.force);
+  }
+}

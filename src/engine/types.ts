@@ -1,0 +1,542 @@
+/**
+ * The engine's public values, in the shapes of the Docker Engine API v1.41 (field names and
+ * meanings as in its spec), so that every front — the CLI, the API server, the explorer and
+ * TypeScript programs — hands the engine the same requests and gets the same answers.
+ */
+import type { ContainerConfig as OciContainerConfig, ImageConfig, Platform } from '../oci/types.js';
+
+export type { ImageConfig, Platform };
+
+/** Docker's filters: `{"status": ["running", "paused"], "label": ["a=b"]}`. Values of one key are ORed, keys ANDed. */
+export type Filters = Record<string, string[]>;
+
+// ------------------------------------------------------------------ containers: requests
+
+export interface PortBinding {
+  HostIp: string;
+  HostPort: string;
+}
+
+/** `"80/tcp": [{HostIp: "", HostPort: "8080"}]` */
+export type PortMap = Record<string, PortBinding[] | null>;
+
+export interface RestartPolicy {
+  /** '' | 'no' | 'always' | 'unless-stopped' | 'on-failure' */
+  Name: string;
+  MaximumRetryCount?: number;
+}
+
+export interface Mount {
+  Target: string;
+  Source?: string;
+  Type: 'bind' | 'volume' | 'tmpfs' | 'npipe';
+  ReadOnly?: boolean;
+  Consistency?: string;
+  BindOptions?: { Propagation?: string; NonRecursive?: boolean };
+  VolumeOptions?: { NoCopy?: boolean; Labels?: Record<string, string>; DriverConfig?: { Name?: string; Options?: Record<string, string> } };
+  TmpfsOptions?: { SizeBytes?: number; Mode?: number };
+}
+
+export interface Ulimit {
+  Name: string;
+  Soft: number;
+  Hard: number;
+}
+
+export interface HealthConfig {
+  /** [] inherit, ["NONE"], ["CMD", args…], ["CMD-SHELL", command] */
+  Test?: string[];
+  /** nanoseconds; 0 inherits */
+  Interval?: number;
+  Timeout?: number;
+  Retries?: number;
+  StartPeriod?: number;
+}
+
+/** HostConfig of a container-create body (the fields this engine acts on, and the ones it passes through). */
+export interface HostConfig {
+  Binds?: string[] | null;
+  ContainerIDFile?: string;
+  LogConfig?: { Type: string; Config?: Record<string, string> };
+  NetworkMode?: string;
+  PortBindings?: PortMap | null;
+  RestartPolicy?: RestartPolicy;
+  AutoRemove?: boolean;
+  VolumeDriver?: string;
+  VolumesFrom?: string[] | null;
+  Mounts?: Mount[] | null;
+  CapAdd?: string[] | null;
+  CapDrop?: string[] | null;
+  CgroupnsMode?: string;
+  Dns?: string[] | null;
+  DnsOptions?: string[] | null;
+  DnsSearch?: string[] | null;
+  ExtraHosts?: string[] | null;
+  GroupAdd?: string[] | null;
+  IpcMode?: string;
+  Cgroup?: string;
+  Links?: string[] | null;
+  OomScoreAdj?: number;
+  PidMode?: string;
+  Privileged?: boolean;
+  PublishAllPorts?: boolean;
+  ReadonlyRootfs?: boolean;
+  SecurityOpt?: string[] | null;
+  StorageOpt?: Record<string, string> | null;
+  /** `{"/run": "rw,noexec,size=65536k"}` */
+  Tmpfs?: Record<string, string> | null;
+  UTSMode?: string;
+  UsernsMode?: string;
+  ShmSize?: number;
+  Sysctls?: Record<string, string> | null;
+  Runtime?: string;
+  ConsoleSize?: [number, number] | null;
+  Isolation?: string;
+  MaskedPaths?: string[] | null;
+  ReadonlyPaths?: string[] | null;
+  // Resources
+  CpuShares?: number;
+  Memory?: number;
+  CgroupParent?: string;
+  BlkioWeight?: number;
+  CpuPeriod?: number;
+  CpuQuota?: number;
+  CpusetCpus?: string;
+  CpusetMems?: string;
+  Devices?: { PathOnHost: string; PathInContainer: string; CgroupPermissions: string }[] | null;
+  DeviceCgroupRules?: string[] | null;
+  MemoryReservation?: number;
+  MemorySwap?: number;
+  MemorySwappiness?: number | null;
+  NanoCpus?: number;
+  OomKillDisable?: boolean | null;
+  Init?: boolean | null;
+  PidsLimit?: number | null;
+  Ulimits?: Ulimit[] | null;
+}
+
+export interface EndpointSettings {
+  IPAMConfig?: { IPv4Address?: string; IPv6Address?: string; LinkLocalIPs?: string[] } | null;
+  Links?: string[] | null;
+  Aliases?: string[] | null;
+  NetworkID?: string;
+  EndpointID?: string;
+  Gateway?: string;
+  IPAddress?: string;
+  IPPrefixLen?: number;
+  IPv6Gateway?: string;
+  GlobalIPv6Address?: string;
+  GlobalIPv6PrefixLen?: number;
+  MacAddress?: string;
+  DriverOpts?: Record<string, string> | null;
+}
+
+/** Config (the image config's fields plus the container's own), as a create body carries it. */
+export interface ContainerConfig extends Omit<OciContainerConfig, 'Healthcheck'> {
+  Healthcheck?: HealthConfig;
+  NetworkDisabled?: boolean;
+  MacAddress?: string;
+}
+
+/** POST /containers/create */
+export interface ContainerCreateBody extends ContainerConfig {
+  Image: string;
+  HostConfig?: HostConfig;
+  NetworkingConfig?: { EndpointsConfig?: Record<string, EndpointSettings> };
+}
+
+export interface ContainerCreateOptions {
+  name?: string;
+  platform?: string;
+  /** `--pull`: missing (default), always, never */
+  pull?: 'missing' | 'always' | 'never';
+  signal?: AbortSignal;
+}
+
+export interface ContainerCreateResponse {
+  Id: string;
+  Warnings: string[];
+}
+
+// ------------------------------------------------------------------ containers: answers
+
+export interface Port {
+  IP?: string;
+  PrivatePort: number;
+  PublicPort?: number;
+  Type: 'tcp' | 'udp' | 'sctp';
+}
+
+export interface MountPoint {
+  Type: string;
+  Name?: string;
+  Source: string;
+  Destination: string;
+  Driver?: string;
+  Mode: string;
+  RW: boolean;
+  Propagation: string;
+}
+
+export type ContainerStateStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+
+/** GET /containers/json */
+export interface ContainerSummary {
+  Id: string;
+  Names: string[];
+  Image: string;
+  ImageID: string;
+  Command: string;
+  /** unix seconds */
+  Created: number;
+  Ports: Port[];
+  SizeRw?: number;
+  SizeRootFs?: number;
+  Labels: Record<string, string>;
+  State: ContainerStateStatus;
+  /** "Up 5 minutes", "Exited (0) 2 hours ago", as Docker words it */
+  Status: string;
+  HostConfig: { NetworkMode: string };
+  NetworkSettings: { Networks: Record<string, EndpointSettings> };
+  Mounts: MountPoint[];
+}
+
+export interface ContainerListOptions {
+  all?: boolean;
+  /** the n most recently created (includes all states) */
+  limit?: number;
+  size?: boolean;
+  filters?: Filters;
+}
+
+export interface HealthcheckResult {
+  Start: string;
+  End: string;
+  ExitCode: number;
+  Output: string;
+}
+
+export interface Health {
+  Status: 'none' | 'starting' | 'healthy' | 'unhealthy';
+  FailingStreak: number;
+  Log: HealthcheckResult[];
+}
+
+export interface ContainerState {
+  Status: ContainerStateStatus;
+  Running: boolean;
+  Paused: boolean;
+  Restarting: boolean;
+  OOMKilled: boolean;
+  Dead: boolean;
+  Pid: number;
+  ExitCode: number;
+  Error: string;
+  StartedAt: string;
+  FinishedAt: string;
+  Health?: Health;
+}
+
+/** GET /containers/{id}/json (the engine's inspect document; typed loosely beyond its top level). */
+export interface ContainerInspect {
+  Id: string;
+  Created: string;
+  Path: string;
+  Args: string[];
+  State: ContainerState;
+  Image: string;
+  Name: string;
+  RestartCount: number;
+  Config: ContainerConfig;
+  HostConfig: Record<string, unknown>;
+  NetworkSettings: Record<string, unknown>;
+  Mounts: MountPoint[];
+  [k: string]: unknown;
+}
+
+export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
+
+export interface WaitResponse {
+  StatusCode: number;
+  Error?: { Message: string } | null;
+}
+
+export interface LogsOptions {
+  follow?: boolean;
+  stdout?: boolean;
+  stderr?: boolean;
+  /** unix milliseconds */
+  since?: number;
+  until?: number;
+  timestamps?: boolean;
+  /** lines from the end; undefined = all */
+  tail?: number;
+  signal?: AbortSignal;
+}
+
+export interface LogEntry {
+  stream: 'stdout' | 'stderr';
+  /** RFC 3339 with nanoseconds */
+  time: string;
+  data: Buffer;
+}
+
+/** Where an attached container's streams go (Node streams; the API server passes its socket's halves). */
+export interface AttachStreams {
+  stdin?: NodeJS.ReadableStream | null;
+  stdout?: NodeJS.WritableStream | null;
+  stderr?: NodeJS.WritableStream | null;
+}
+
+export interface ExecConfig {
+  Cmd: string[];
+  AttachStdin?: boolean;
+  AttachStdout?: boolean;
+  AttachStderr?: boolean;
+  DetachKeys?: string;
+  Tty?: boolean;
+  Env?: string[];
+  Privileged?: boolean;
+  User?: string;
+  WorkingDir?: string;
+  ConsoleSize?: [number, number] | null;
+}
+
+export interface ExecInspect {
+  ID: string;
+  Running: boolean;
+  ExitCode: number | null;
+  ProcessConfig: { tty: boolean; entrypoint: string; arguments: string[]; privileged: boolean; user: string };
+  OpenStdin: boolean;
+  OpenStderr: boolean;
+  OpenStdout: boolean;
+  ContainerID: string;
+  Pid: number;
+  CanRemove: boolean;
+  DetachKeys: string;
+}
+
+/** `exec` run to completion with its output collected. */
+export interface ExecResult {
+  exitCode: number;
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+export interface ChangeItem {
+  /** 0 modified, 1 added, 2 deleted */
+  Kind: 0 | 1 | 2;
+  Path: string;
+}
+
+export interface TopResponse {
+  Titles: string[];
+  Processes: string[][];
+}
+
+/** X-Docker-Container-Path-Stat */
+export interface PathStat {
+  name: string;
+  size: number;
+  /** Go's os.FileMode bits */
+  mode: number;
+  mtime: string;
+  linkTarget: string;
+}
+
+export interface CommitOptions {
+  repo?: string;
+  tag?: string;
+  comment?: string;
+  author?: string;
+  /** default true */
+  pause?: boolean;
+  /** Dockerfile instructions (CMD, ENV, …) applied to the new image's config */
+  changes?: string[];
+  /** a config merged over the container's (POST /commit body) */
+  config?: ContainerConfig;
+  signal?: AbortSignal;
+}
+
+export interface ContainerPruneResponse {
+  ContainersDeleted: string[];
+  SpaceReclaimed: number;
+}
+
+// ------------------------------------------------------------------ images
+
+/** GET /images/json */
+export interface ImageSummary {
+  Id: string;
+  ParentId: string;
+  RepoTags: string[];
+  RepoDigests: string[];
+  /** unix seconds */
+  Created: number;
+  Size: number;
+  /** bytes shared with other images (-1 unless computed, as Docker) */
+  SharedSize: number;
+  VirtualSize: number;
+  Labels: Record<string, string>;
+  /** containers using the image (-1 unless computed, as Docker) */
+  Containers: number;
+}
+
+export interface ImageListOptions {
+  all?: boolean;
+  filters?: Filters;
+  digests?: boolean;
+}
+
+export interface HistoryItem {
+  /** the image ID, or "<missing>" for layers of images not stored here */
+  Id: string;
+  /** unix seconds */
+  Created: number;
+  CreatedBy: string;
+  Tags: string[] | null;
+  Size: number;
+  Comment: string;
+}
+
+export interface ImageDeleteResponseItem {
+  Untagged?: string;
+  Deleted?: string;
+}
+
+export interface ImagePruneResponse {
+  ImagesDeleted: ImageDeleteResponseItem[];
+  SpaceReclaimed: number;
+}
+
+// ------------------------------------------------------------------ progress
+
+/**
+ * One progress message, in the shape of Docker's JSON progress stream (jsonmessage): the
+ * API server writes it as one JSON line, the CLI draws it as Docker's CLI does.
+ */
+export interface ProgressMessage {
+  id?: string;
+  status?: string;
+  progressDetail?: { current?: number; total?: number };
+  /** the bar as text (deprecated in Docker's stream, still sent; the CLI draws its own from progressDetail) */
+  progress?: string;
+  /** build output */
+  stream?: string;
+  aux?: Record<string, unknown>;
+  error?: string;
+  errorDetail?: { message: string; code?: number };
+}
+
+/**
+ * A long operation: iterate it for progress messages, await `result` for the outcome.
+ * Either may be used alone; the work starts when either is first used.
+ */
+export interface Operation<R> extends AsyncIterable<ProgressMessage> {
+  readonly result: Promise<R>;
+}
+
+export interface PullResult {
+  /** the reference pulled, fully qualified */
+  reference: string;
+  id: string;
+  digest: string;
+  upToDate: boolean;
+}
+
+export interface PushResult {
+  tag: string;
+  digest: string;
+  size: number;
+}
+
+export interface LoadResult {
+  images: { id: string; tags: string[] }[];
+}
+
+// ------------------------------------------------------------------ volumes
+
+export interface Volume {
+  Name: string;
+  Driver: string;
+  Mountpoint: string;
+  CreatedAt?: string;
+  Status?: Record<string, unknown>;
+  Labels: Record<string, string>;
+  Scope: 'local' | 'global';
+  Options: Record<string, string> | null;
+  UsageData?: { Size: number; RefCount: number } | null;
+}
+
+export interface VolumeCreateBody {
+  Name?: string;
+  Driver?: string;
+  DriverOpts?: Record<string, string>;
+  Labels?: Record<string, string>;
+}
+
+export interface VolumePruneResponse {
+  VolumesDeleted: string[];
+  SpaceReclaimed: number;
+}
+
+// ------------------------------------------------------------------ system
+
+export interface BuildCacheRecord {
+  ID: string;
+  Parent: string;
+  Type: string;
+  Description: string;
+  InUse: boolean;
+  Shared: boolean;
+  Size: number;
+  CreatedAt: string;
+  LastUsedAt: string | null;
+  UsageCount: number;
+}
+
+/** GET /system/df */
+export interface SystemDf {
+  /** bytes of all image layers, each counted once */
+  LayersSize: number;
+  Images: ImageSummary[];
+  Containers: ContainerSummary[];
+  Volumes: Volume[];
+  BuildCache: BuildCacheRecord[];
+}
+
+export interface SystemVersion {
+  Platform: { Name: string };
+  Components: { Name: string; Version: string; Details?: Record<string, string> }[];
+  Version: string;
+  ApiVersion: string;
+  MinAPIVersion: string;
+  GitCommit: string;
+  GoVersion: string;
+  Os: string;
+  Arch: string;
+  KernelVersion: string;
+  BuildTime: string;
+}
+
+export interface CheckReport {
+  blobs: number;
+  layers: number;
+  images: number;
+  problems: string[];
+}
+
+/** GET /events */
+export interface EngineEvent {
+  Type: 'container' | 'image' | 'volume' | 'network' | 'daemon' | 'builder';
+  Action: string;
+  Actor: { ID: string; Attributes: Record<string, string> };
+  scope: 'local';
+  /** unix seconds */
+  time: number;
+  timeNano: number;
+  // the deprecated top-level fields Docker still sends for containers and images
+  status?: string;
+  id?: string;
+  from?: string;
+}
