@@ -9,14 +9,18 @@
  *   cni/results/<net>-<id>-eth0   the cached CNI ADD result (libcni format)
  *   ipam/<net>/             host-local leases
  *
+ * What every store on the host shares lives under the host state dir (`/run/layerbox/network`):
+ *   lock                    serializes bridge work across stores (taken after a store's lock)
+ *   rules/<bridge>          the boot for which the bridge's host rules are installed
+ *
  * Call setup() before the OCI runtime creates the container (the runtime joins the
  * namespace at attachment.netnsPath) and teardown() once its process has exited.
  */
 import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { conflict, internal, invalidArgument, notFound, unsupported, errnoCode, throwIfAborted, isEngineError } from '../errors/index.js';
-import { acquireLock } from '../sys/lock.js';
+import { dirname, join } from 'node:path';
+import { conflict, internal, invalidArgument, notFound, unavailable, unsupported, errnoCode, throwIfAborted, isEngineError } from '../errors/index.js';
+import { acquireLock, type Lock } from '../sys/lock.js';
 import { writeFileAtomic, mkdirp } from '../sys/fsutil.js';
 import { bootId } from '../sys/proc.js';
 import { run } from '../sys/exec.js';
@@ -56,7 +60,7 @@ import {
   writeEtcFiles,
   type EtcFiles,
 } from './etc-files.js';
-import { sweepContainerRules, cniHostPorts, pruneSharedChains } from './iptables.js';
+import { sweepContainerRules, cniHostPorts, pruneSharedChains, LOOPBACK_GUARD } from './iptables.js';
 import { parseCidr4, firstHost, cidrContains, cidrOverlaps, formatCidr4 } from './ipv4.js';
 
 export type NetworkMode = 'bridge' | 'host' | 'none';
@@ -92,6 +96,8 @@ export const DEFAULT_BRIDGE_NETWORK: BridgeNetworkConfig = { name: 'layerbox', b
 export interface NetworkManagerOptions {
   /** the store root; state goes to <root>/network */
   root: string;
+  /** state shared by every store on the host (the bridge-wide lock, rule markers); default /run/layerbox/network */
+  hostStateDir?: string;
   network?: Partial<BridgeNetworkConfig>;
   pluginDirs?: string[];
 }
@@ -158,14 +164,18 @@ export interface NetworkAttachment {
 
 const IFNAME = 'eth0';
 
+export const DEFAULT_HOST_STATE_DIR = '/run/layerbox/network';
+
 export class NetworkManager {
   readonly stateDir: string;
+  readonly hostStateDir: string;
   readonly net: BridgeNetworkConfig;
   readonly pluginDirs: string[];
   private mtu: number | undefined;
 
   constructor(opts: NetworkManagerOptions) {
     this.stateDir = join(opts.root, 'network');
+    this.hostStateDir = opts.hostStateDir ?? DEFAULT_HOST_STATE_DIR;
     this.net = { ...DEFAULT_BRIDGE_NETWORK, ...opts.network };
     this.pluginDirs = opts.pluginDirs ?? DEFAULT_PLUGIN_DIRS;
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/.test(this.net.bridge)) {
@@ -243,30 +253,81 @@ export class NetworkManager {
   }
 
   /**
-   * The two subnet-wide rules that replace per-container NAT and forwarding work (what
-   * Docker does for docker0): masquerade traffic leaving the subnet, accept forwarding to
-   * and from the bridge. Installed once per boot (a marker file records it).
+   * The rules every bridge container relies on, installed once per boot and bridge (a marker
+   * in the host state dir records it; the host lock is held, so two stores never both add them):
+   * - the loopback guard (CVE-2020-8558, host-wide, first in raw PREROUTING): portmap's
+   *   `snat` sets route_localnet on the bridge so that `-p 127.0.0.1:H:C` works from the host,
+   *   which also lets a container (NET_RAW) address frames to the gateway with destination
+   *   127.0.0.1 and reach the host's loopback services. The guard drops every packet for
+   *   127.0.0.0/8 arriving on an interface other than lo, before conntrack and NAT. The host's
+   *   own `127.0.0.1:H` traffic is unaffected: what the host sends never passes PREROUTING, and
+   *   the container's replies arrive addressed to the gateway (portmap masqueraded the
+   *   connection), turned back into 127.0.0.1 by conntrack only after the raw table.
+   *   It is never removed, as kube-proxy leaves its KUBE-FIREWALL rule: route_localnet stays set
+   *   on every bridge portmap touched (also other CNI users'), and the packets it drops are
+   *   martians the kernel would drop itself without route_localnet. A reboot clears it.
+   * - the two subnet-wide rules that replace per-container NAT and forwarding work (what
+   *   Docker does for docker0): masquerade traffic leaving the subnet, accept forwarding to
+   *   and from the bridge. Removed by prune.
    */
   private async ensureHostRules(signal?: AbortSignal): Promise<void> {
-    const marker = join(this.stateDir, 'host-rules');
-    const want = `${bootId()} ${this.net.bridge} ${this.net.subnet}\n`;
+    const marker = join(this.hostStateDir, 'rules', this.net.bridge);
+    const want = `${bootId()} ${this.net.name} ${this.net.subnet}\n`;
     if ((await readFile(marker, 'utf8').catch(() => '')) === want) return;
+    const guard = ['PREROUTING', ...LOOPBACK_GUARD];
+    if ((await run('iptables', ['-w', '-t', 'raw', '-C', ...guard], { allowFailure: true, signal })).code !== 0) {
+      const r = await run('iptables', ['-w', '-t', 'raw', '-I', ...guard], { allowFailure: true, signal });
+      if (r.code !== 0) {
+        // refuse rather than run containers that can reach the host's loopback services
+        throw unavailable('LOOPBACK_GUARD_FAILED', `cannot install the rule that keeps containers off the host's 127.0.0.1: ${r.stderr.trim() || `exit ${r.code}`}`, {
+          where: 'iptables -t raw PREROUTING',
+          hint: 'the bridge network needs the iptables raw table (kernel: iptable_raw or nf_tables)',
+        });
+      }
+    }
     for (const [table, r] of this.hostRules()) {
       const check = await run('iptables', ['-w', '-t', table, '-C', ...r], { allowFailure: true, signal });
       if (check.code !== 0) await run('iptables', ['-w', '-t', table, table === 'filter' ? '-I' : '-A', ...r], { signal });
     }
     await run('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1'], { allowFailure: true, signal });
+    await mkdirp(dirname(marker), 0o700);
     await writeFileAtomic(marker, want, 0o600);
   }
 
-  /** Removes the subnet-wide rules (prune). */
+  /** Removes the subnet-wide rules (prune); the loopback guard stays (see ensureHostRules). */
   private async removeHostRules(): Promise<void> {
     for (const [table, r] of this.hostRules()) {
       while ((await run('iptables', ['-w', '-t', table, '-D', ...r], { allowFailure: true })).code === 0) {
         /* remove every copy */
       }
     }
-    await rm(join(this.stateDir, 'host-rules'), { force: true });
+    await rm(join(this.hostStateDir, 'rules', this.net.bridge), { force: true });
+    await rm(join(this.stateDir, 'host-rules'), { force: true }); // the per-store marker of earlier versions
+  }
+
+  /** The lock every store takes (after its own) for work on the shared bridges and host rules. */
+  private async hostLock(signal?: AbortSignal): Promise<Lock> {
+    await mkdirp(this.hostStateDir, 0o700);
+    return acquireLock(join(this.hostStateDir, 'lock'), { signal, timeoutMs: 120_000, what: 'container networking (host)' });
+  }
+
+  /** Both locks, in their order: the store's, then the host's. */
+  private async locks(signal?: AbortSignal): Promise<{ release(): void }> {
+    await mkdirp(this.stateDir, 0o700);
+    const store = await acquireLock(join(this.stateDir, 'lock'), { signal, timeoutMs: 120_000, what: 'container networking' });
+    let host: Lock;
+    try {
+      host = await this.hostLock(signal);
+    } catch (e) {
+      store.release();
+      throw e;
+    }
+    return {
+      release() {
+        host.release();
+        store.release();
+      },
+    };
   }
 
   // ------------------------------------------------------------------ public API
@@ -304,10 +365,9 @@ export class NetworkManager {
       warnings.push(`Published ports are discarded when using ${mode} network mode`);
       mappings = [];
     }
-    await mkdirp(this.stateDir, 0o700);
     let att: NetworkAttachment;
     let side: Promise<T>;
-    const lock = await acquireLock(join(this.stateDir, 'lock'), { signal: opts.signal, timeoutMs: 120_000, what: 'container networking' });
+    const lock = await this.locks(opts.signal);
     try {
       const leftover =
         (await this.readAttachment(id).catch(() => true)) ||
@@ -395,8 +455,7 @@ export class NetworkManager {
     if (!validContainerId(containerId)) {
       throw invalidArgument('INVALID_CONTAINER_ID', `invalid container id "${containerId}"`, { where: containerId });
     }
-    await mkdirp(this.stateDir, 0o700);
-    const lock = await acquireLock(join(this.stateDir, 'lock'), { signal: opts.signal, timeoutMs: 120_000, what: 'container networking' });
+    const lock = await this.locks(opts.signal);
     try {
       await this.teardownLocked(containerId, opts);
     } finally {
@@ -461,8 +520,7 @@ export class NetworkManager {
    * `system reset`-like cleanups and tests).
    */
   async prune(opts: { signal?: AbortSignal } = {}): Promise<boolean> {
-    await mkdirp(this.stateDir, 0o700);
-    const lock = await acquireLock(join(this.stateDir, 'lock'), { signal: opts.signal, timeoutMs: 120_000, what: 'container networking' });
+    const lock = await this.locks(opts.signal);
     try {
       if ((await this.list()).length > 0) return false;
       if (existsSync(`/sys/class/net/${this.net.bridge}`)) {
@@ -481,6 +539,7 @@ export class NetworkManager {
 
   // ------------------------------------------------------------------ internals
 
+  /** Caller holds both locks. */
   private async teardownLocked(id: string, opts: { signal?: AbortSignal }): Promise<void> {
     throwIfAborted(opts.signal);
     let att: NetworkAttachment | undefined;
