@@ -7,25 +7,35 @@
  *   the IPv4 destination 127.0.0.1, which portmap's route_localnet on the bridge would route to
  *   the host's loopback services. The sender is src/network/testdata/raw-frame.c, compiled here
  *   with `gcc -static` and bind-mounted into a busybox container.
+ * - issue 9.6: two stores on one bridge must never hand out the same address.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, chmodSync, readFileSync, readdirSync, rmSync, existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { createSocket, type Socket } from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { lbp, tempRoot } from '../testing/cli.js';
 import { FIXTURES, REPO_ROOT } from '../testing/tree.js';
 import { run } from '../sys/exec.js';
-import { DEFAULT_BRIDGE_NETWORK } from './network.js';
+import { createNetns, removeNetns, execInNetns } from './netns.js';
+import { NetworkManager, DEFAULT_BRIDGE_NETWORK } from './network.js';
 
 const BB = 'bench/busybox:latest';
 const BRIDGE = DEFAULT_BRIDGE_NETWORK.bridge;
 const storeA = tempRoot('lb-contain-a-');
+// the two stores of the issue-9.6 test: fresh, so that leases per store would collide at once
+const storeB = tempRoot('lb-contain-b-');
+const storeC = tempRoot('lb-contain-c-');
 const work = mkdtempSync(join(tmpdir(), 'lb-contain-work-'));
+const tag = randomBytes(2).toString('hex');
+const children: ChildProcess[] = [];
 
 async function ok(root: string, args: string[]): Promise<string> {
   const r = await lbp(root, args);
@@ -70,6 +80,13 @@ function listenUdp(host: string, got: { from: string; msg: string }[]): Promise<
 
 const portOf = (s: http.Server | Socket) => (s.address() as AddressInfo).port;
 
+function inspectNet(root: string, name: string): Promise<{ id: string; ip: string; gateway: string }> {
+  return ok(root, ['inspect', name]).then((out) => {
+    const c = JSON.parse(out)[0];
+    return { id: c.Id as string, ip: c.NetworkSettings.IPAddress as string, gateway: c.NetworkSettings.Gateway as string };
+  });
+}
+
 /** the sections of a probe script's output, split at "== name" lines */
 function sections(out: string): Record<string, string> {
   const r: Record<string, string> = {};
@@ -86,6 +103,8 @@ before(async () => {
   assert.equal(process.getuid?.(), 0, 'these tests need root');
   execFileSync('gcc', ['-static', '-O2', '-o', join(work, 'raw-frame'), join(REPO_ROOT, 'src', 'network', 'testdata', 'raw-frame.c')]);
   await ok(storeA.root, ['load', '-i', join(FIXTURES, 'busybox-base.docker.tar')]);
+  await ok(storeB.root, ['load', '-i', join(FIXTURES, 'busybox-base.docker.tar')]);
+  await ok(storeC.root, ['load', '-i', join(FIXTURES, 'busybox-base.docker.tar')]);
 });
 
 /** Waits until no process names the store root (conmon, and the cleanup it runs when a container exits). */
@@ -102,12 +121,15 @@ async function settled(root: string): Promise<void> {
 }
 
 after(async () => {
-  for (const s of [storeA]) {
+  for (const c of children) c.kill('SIGKILL');
+  for (const s of [storeA, storeB, storeC]) {
     const ids = (await lbp(s.root, ['ps', '-aq', '--no-trunc'])).stdout.split('\n').filter(Boolean);
     if (ids.length) await lbp(s.root, ['rm', '-f', ...ids]);
     await settled(s.root);
     s.cleanup();
   }
+  await run('ip', ['link', 'del', `lbx${tag}`], { allowFailure: true });
+  await removeNetns(join(work, 'outside')).catch(() => {});
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -204,5 +226,79 @@ describe('CVE-2020-8558: a default container sends raw frames to the gateway MAC
     const guard = raw.filter((l) => l.includes('CVE-2020-8558'));
     assert.equal(guard.length, 1, raw.join('\n'));
     assert.match(guard[0]!, /^-A PREROUTING -d 127\.0\.0\.0\/8 ! -i lo .*-j DROP$/);
+  });
+});
+
+describe('two stores on one bridge (issue 9.6)', () => {
+  const outside = join(work, 'outside');
+  const veth = `lbx${tag}`;
+  const OUT_HOST = '203.0.113.1';
+  const OUT_PEER = '203.0.113.2';
+
+  before(async () => {
+    await createNetns(outside);
+    await run('ip', ['link', 'add', veth, 'type', 'veth', 'peer', 'name', `${veth}p`]);
+    await run('ip', ['link', 'set', `${veth}p`, 'netns', outside]);
+    await run('ip', ['addr', 'add', `${OUT_HOST}/24`, 'dev', veth]);
+    await run('ip', ['link', 'set', veth, 'up']);
+    await execInNetns(outside, 'ip', ['addr', 'add', `${OUT_PEER}/24`, 'dev', `${veth}p`]);
+    await execInNetns(outside, 'ip', ['link', 'set', `${veth}p`, 'up']);
+    await execInNetns(outside, 'ip', ['link', 'set', 'lo', 'up']);
+    const cgi = join(work, 'outside-www', 'cgi-bin');
+    mkdirSync(cgi, { recursive: true });
+    writeFileSync(join(cgi, 'ip'), '#!/bin/sh\nprintf \'Content-Type: text/plain\\r\\n\\r\\n%s\\n\' "$REMOTE_ADDR"\n');
+    chmodSync(join(cgi, 'ip'), 0o755);
+    const env = { ...process.env };
+    delete env.NODE_EXTRA_CA_CERTS;
+    children.push(spawn('nsenter', [`--net=${outside}`, '--', 'busybox', 'httpd', '-f', '-p', `${OUT_PEER}:80`, '-h', join(work, 'outside-www')], { stdio: 'ignore', env }));
+    await waitFor('the outside httpd', () => fetchText(`http://${OUT_PEER}/cgi-bin/ip`));
+  });
+
+  after(async () => {
+    for (const c of children.splice(0)) c.kill('SIGKILL');
+    await run('ip', ['link', 'del', veth], { allowFailure: true });
+    await removeNetns(outside).catch(() => {});
+  });
+
+  it('containers of two stores get distinct addresses and reach each other and the outside; one store\'s rm and prune keep the other\'s lease', async () => {
+    // each store's first container (fresh stores: with leases per store, both got 10.77.0.2)
+    await ok(storeB.root, ['run', '-d', '--name', 'one', BB, 'httpd', '-f', '-p', '80', '-h', '/etc']);
+    await ok(storeC.root, ['run', '-d', '--name', 'two', BB, 'httpd', '-f', '-p', '80', '-h', '/etc']);
+    const one = await inspectNet(storeB.root, 'one');
+    const two = await inspectNet(storeC.root, 'two');
+    assert.match(one.ip, /^10\.77\.\d+\.\d+$/);
+    assert.match(two.ip, /^10\.77\.\d+\.\d+$/);
+    assert.notEqual(one.ip, two.ip);
+    assert.equal(one.gateway, two.gateway);
+
+    // each reaches the other over the bridge, and the outside through the host's masquerade
+    const wget = (root: string, name: string, url: string) => ok(root, ['exec', name, 'wget', '-q', '-O', '-', url]);
+    assert.equal(await waitFor('one -> two', () => wget(storeB.root, 'one', `http://${two.ip}/motd`)), 'Welcome to the busybox fixture\n');
+    assert.equal(await waitFor('two -> one', () => wget(storeC.root, 'two', `http://${one.ip}/motd`)), 'Welcome to the busybox fixture\n');
+    assert.equal((await wget(storeB.root, 'one', `http://${OUT_PEER}/cgi-bin/ip`)).trim(), OUT_HOST);
+    assert.equal((await wget(storeC.root, 'two', `http://${OUT_PEER}/cgi-bin/ip`)).trim(), OUT_HOST);
+
+    // one allocator for the bridge: both leases in the same directory, each naming its container
+    const nmB = new NetworkManager({ root: storeB.root });
+    const leaseDir = join(nmB.ipamDir, DEFAULT_BRIDGE_NETWORK.name);
+    const owner = async (ip: string) => (await readFile(join(leaseDir, ip), 'utf8').catch(() => '')).split(/\r?\n/)[0];
+    assert.equal(await owner(one.ip), one.id);
+    assert.equal(await owner(two.ip), two.id);
+
+    // the first store lets go of everything: the second's lease, rules and connectivity stay
+    await ok(storeB.root, ['rm', '-f', 'one']);
+    assert.equal(existsSync(join(leaseDir, one.ip)), false, 'the first store released its lease');
+    assert.equal(await nmB.prune(), false, 'prune keeps a bridge another store uses');
+    assert.equal(await owner(two.ip), two.id, "the second store's lease is kept");
+    assert.equal((await wget(storeC.root, 'two', `http://${OUT_PEER}/cgi-bin/ip`)).trim(), OUT_HOST);
+
+    // the first store's next container does not get the second's address
+    await ok(storeB.root, ['run', '-d', '--name', 'three', BB, 'httpd', '-f', '-p', '80', '-h', '/etc']);
+    const three = await inspectNet(storeB.root, 'three');
+    assert.notEqual(three.ip, two.ip);
+    assert.equal(await waitFor('three -> two', () => wget(storeB.root, 'three', `http://${two.ip}/motd`)), 'Welcome to the busybox fixture\n');
+    await ok(storeB.root, ['rm', '-f', 'three']);
+    await ok(storeC.root, ['rm', '-f', 'two']);
+    assert.equal(existsSync(join(leaseDir, two.ip)), false, 'the second store released its lease');
   });
 });
