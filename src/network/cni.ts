@@ -198,7 +198,7 @@ function pluginConfig(list: CniConfList, plugin: CniPluginConf, rt: CniRuntimeCo
   return conf;
 }
 
-function cachePath(cacheDir: string, net: string, id: string, ifName: string) {
+export function cachePath(cacheDir: string, net: string, id: string, ifName: string): string {
   return join(cacheDir, 'results', `${net}-${id}-${ifName}`);
 }
 

@@ -7,7 +7,18 @@
 import { createHash } from 'node:crypto';
 import { run } from '../sys/exec.js';
 
-export type Table = 'nat' | 'filter';
+export type Table = 'nat' | 'filter' | 'raw';
+
+/**
+ * The CVE-2020-8558 guard, as arguments after `-A PREROUTING` in the raw table: packets for
+ * 127.0.0.0/8 that arrive on any interface but lo are dropped before conntrack and NAT see them
+ * (Docker's raw-PREROUTING rule for loopback-published ports, for the whole range).
+ */
+export const LOOPBACK_GUARD: readonly string[] = [
+  '-d', '127.0.0.0/8', '!', '-i', 'lo',
+  '-m', 'comment', '--comment', 'layerbox: drop loopback-bound packets from outside lo (CVE-2020-8558)',
+  '-j', 'DROP',
+];
 
 export interface Rule {
   table: Table;

@@ -5,7 +5,7 @@
  */
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, writeFile, readFile, readdir, chmod } from 'node:fs/promises';
+import { mkdtemp, mkdir, writeFile, readFile, readdir, chmod, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir, hostname as osHostname } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -20,7 +20,7 @@ import { removeTree } from '../sys/fsutil.js';
 import { isEngineError } from '../errors/index.js';
 import { NetworkManager, parseNetworkMode, type NetworkAttachment } from './network.js';
 import { createNetns, removeNetns, execInNetns, isNetns } from './netns.js';
-import { cniChainName, sweepContainerRules } from './iptables.js';
+import { cniChainName, sweepContainerRules, listRules } from './iptables.js';
 import { readCache } from './cni.js';
 import { ephemeralRange } from './ports.js';
 
@@ -29,6 +29,7 @@ const tag = randomBytes(2).toString('hex');
 const octet = 100 + (parseInt(tag, 16) % 100);
 const NET = { name: `lbt${tag}`, bridge: `lbt${tag}`, subnet: `10.231.${octet}.0/24` };
 const NET2 = { name: `lbu${tag}`, bridge: `lbu${tag}`, subnet: `10.232.${octet}.0/24` };
+const NET3 = { name: `lbv${tag}`, bridge: `lbv${tag}`, subnet: `10.233.${octet}.0/24` };
 const OUT_HOST = '198.51.100.1';
 const OUT_PEER = '198.51.100.2';
 const outVeth = `lbo${tag}`;
@@ -37,6 +38,8 @@ let root: string;
 let www: string;
 let nm: NetworkManager;
 let nm2: NetworkManager;
+/** further stores made by tests: torn down and pruned like nm and nm2 */
+const extra: NetworkManager[] = [];
 let origForward: string;
 const children: ChildProcess[] = [];
 
@@ -149,7 +152,7 @@ before(async () => {
 
 after(async () => {
   for (const c of children) await stopChild(c);
-  for (const m of [nm, nm2]) {
+  for (const m of [nm, nm2, ...extra]) {
     if (!m) continue;
     for (const a of await m.list().catch(() => [])) await m.teardown(a.containerId).catch(() => {});
     await m.prune().catch(() => {});
@@ -168,7 +171,7 @@ describe('network (root, real CNI plugins)', () => {
   // Each test starts from a clean host even when the one before failed half-way.
   afterEach(async () => {
     for (const c of children.splice(0)) await stopChild(c);
-    for (const m of [nm, nm2]) for (const a of await m.list().catch(() => [])) await m.teardown(a.containerId).catch(() => {});
+    for (const m of [nm, nm2, ...extra]) for (const a of await m.list().catch(() => [])) await m.teardown(a.containerId).catch(() => {});
     await run('ip', ['link', 'del', outVeth], { allowFailure: true });
     await removeNetns(join(root, 'outside')).catch(() => {});
   });
@@ -460,6 +463,117 @@ describe('network (root, real CNI plugins)', () => {
     await execInNetns(mine[0]!.netnsPath!, 'busybox', ['ping', '-c', '1', '-W', '2', fromChild.ipAddress!]);
     await Promise.all(all.map((a) => nm.teardown(a.containerId)));
     for (const a of all) await assertNoTrace(nm, a);
+  });
+
+  it('issue 9.6: two stores on one bridge share one allocator: distinct addresses; one store\'s teardown and prune leave the other\'s lease', async () => {
+    const other = new NetworkManager({ root: join(root, 'store-other'), network: NET });
+    extra.push(other);
+    const a = await nm.setup({ containerId: newId() });
+    const b = await other.setup({ containerId: newId() });
+    assert.notEqual(a.ipAddress, b.ipAddress);
+    assert.equal(other.ipamDir, nm.ipamDir, 'one lease directory per bridge');
+    assert.deepEqual((await leases(nm, NET.name)).sort(), [a.ipAddress!, b.ipAddress!].sort());
+    await execInNetns(a.netnsPath!, 'busybox', ['ping', '-c', '1', '-W', '2', b.ipAddress!]);
+
+    // a store with no container of its own left keeps the bridge, the rules and the leases of the other
+    await other.teardown(b.containerId);
+    await assertNoTrace(other, b);
+    assert.equal(await other.prune(), false);
+    assert.ok(existsSync(`/sys/class/net/${NET.bridge}`), 'the bridge stays');
+    assert.deepEqual(await leases(nm, NET.name), [a.ipAddress!]);
+    await execInNetns(a.netnsPath!, 'busybox', ['ping', '-c', '1', '-W', '2', a.gateway!]);
+    const c = await other.setup({ containerId: newId() });
+    assert.notEqual(c.ipAddress, a.ipAddress);
+    await other.teardown(c.containerId);
+    assert.deepEqual(await leases(nm, NET.name), [a.ipAddress!]);
+
+    // a lease of another store with no bridge port (its container is being set up or torn down) also keeps the bridge
+    await run('ip', ['link', 'set', a.hostVeth!, 'nomaster']);
+    try {
+      assert.equal(await other.prune(), false, 'the lease of the first store keeps the bridge');
+    } finally {
+      await run('ip', ['link', 'set', a.hostVeth!, 'master', NET.bridge]);
+    }
+    await nm.teardown(a.containerId);
+    await assertNoTrace(nm, a);
+    assert.equal(await other.prune(), true, 'nothing on the bridge any more');
+    assert.ok(!existsSync(`/sys/class/net/${NET.bridge}`));
+    assert.ok(!existsSync(nm.ipamDir), 'the lease directory went with the bridge');
+  });
+
+  it('issue 9.6: another network name on a bridge with leases is refused (BRIDGE_IN_USE), leaving nothing', async () => {
+    const a = await nm.setup({ containerId: newId() });
+    const renamed = new NetworkManager({ root: join(root, 'store-renamed'), network: { ...NET, name: `lbr${tag}` } });
+    extra.push(renamed);
+    const id = newId();
+    await assert.rejects(renamed.setup({ containerId: id }), (e: unknown) => isEngineError(e, 'conflict') && e.code === 'BRIDGE_IN_USE' && e.message.includes(NET.name));
+    assert.equal(await renamed.inspect(id), undefined);
+    assert.ok(!existsSync(renamed.netnsPath(id)));
+    assert.deepEqual(await leases(nm, NET.name), [a.ipAddress!]);
+    await nm.teardown(a.containerId);
+    await assertNoTrace(nm, a);
+  });
+
+  it('issue 9.6: leases a store kept in its own directory (earlier versions) are moved to the bridge\'s when it next sets up', async () => {
+    await rm(join(nm.ipamDir, NET.name), { recursive: true, force: true }); // host-local starts at the range's start
+    const a = await nm.setup({ containerId: newId() });
+    // as an earlier version left it: the lease in <root>/network/ipam/<net>/, none in the shared directory
+    const legacy = join(nm.stateDir, 'ipam', NET.name);
+    await mkdir(legacy, { recursive: true });
+    await writeFile(join(legacy, a.ipAddress!), await readFile(join(nm.ipamDir, NET.name, a.ipAddress!)));
+    await rm(join(nm.ipamDir, NET.name), { recursive: true }); // last_reserved_ip too: host-local starts at the range's start again
+    const b = await nm.setup({ containerId: newId() });
+    assert.notEqual(b.ipAddress, a.ipAddress, 'the moved lease still holds the first address');
+    assert.deepEqual((await leases(nm, NET.name)).sort(), [a.ipAddress!, b.ipAddress!].sort());
+    assert.ok(!existsSync(legacy), 'the old directory is gone');
+    await nm.teardown(a.containerId);
+    await nm.teardown(b.containerId);
+    await assertNoTrace(nm, a);
+    await assertNoTrace(nm, b);
+  });
+
+  it('issue 9.6, after a reboot (simulated): the earlier boot\'s leases are dropped; its attachment is released without CNI DEL, sparing the rules of the container that got its address', async () => {
+    const hostState = join(root, 'host-state');
+    const s1 = new NetworkManager({ root: join(root, 'store-r1'), hostStateDir: hostState, network: NET3 });
+    const s2 = new NetworkManager({ root: join(root, 'store-r2'), hostStateDir: hostState, network: NET3 });
+    extra.push(s1, s2);
+    const [p, q] = [await freeTcpPort(), await freeTcpPort()];
+    const old = await s1.setup({ containerId: newId(), publish: [`${p}:80`] });
+    const gone = await s1.setup({ containerId: newId() });
+
+    // the reboot: namespaces, veths and rules are gone; records, caches and lease files remain,
+    // written under another boot id
+    for (const a of [old, gone]) {
+      await run('umount', [a.netnsPath!]);
+      await sweepContainerRules(NET3.name, a.containerId, [a.ipAddress!]);
+      const rec = join(s1.stateDir, 'attachments', `${a.containerId}.json`);
+      await writeFile(rec, JSON.stringify({ ...JSON.parse(await readFile(rec, 'utf8')), bootId: 'an-earlier-boot' }));
+    }
+    await writeFile(join(s1.ipamDir, 'boot-id'), 'an-earlier-boot\n');
+
+    // the other store's first container of this boot: the stale leases (also of `gone`, whose store
+    // is not opened again) are dropped, and it gets the first address again, the old container's
+    const fresh = await s2.setup({ containerId: newId(), publish: [`${q}:80`] });
+    assert.equal(fresh.ipAddress, old.ipAddress);
+    assert.deepEqual(await leases(s2, NET3.name), [fresh.ipAddress!], 'only the lease of this boot');
+    await startHttpd(fresh);
+    const forwardRules = async () => (await listRules('filter')).rules.filter((r) => r.chain === 'CNI-FORWARD' && r.text.includes(`${fresh.ipAddress}/32`)).map((r) => r.text);
+    const before = await forwardRules();
+    assert.equal(before.length, 2, 'the firewall plugin\'s rules for the new container');
+
+    // the old containers are cleaned up now, after the new one took the address
+    await s1.teardown(old.containerId);
+    await s1.teardown(gone.containerId);
+    assert.equal(await s1.inspect(old.containerId), undefined, 'record removed');
+    assert.equal(await readCache(s1.cacheDir, NET3.name, old.containerId, 'eth0'), undefined, 'cache removed');
+    assert.ok(!existsSync(old.netnsPath!), 'netns file removed');
+    assert.deepEqual(await forwardRules(), before, 'the new container\'s forwarding rules are untouched');
+    assert.deepEqual(await leases(s2, NET3.name), [fresh.ipAddress!], 'and its lease');
+    assert.equal((await httpGet(`http://127.0.0.1:${q}/`)).body, 'hello from the container\n');
+
+    await s2.teardown(fresh.containerId);
+    await assertNoTrace(s2, fresh, NET3.name);
+    assert.equal(await s1.prune(), true);
   });
 
   it('CNI CHECK passes on a healthy attachment and fails when eth0 is gone', async () => {

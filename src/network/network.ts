@@ -2,21 +2,29 @@
  * Docker-like container networking: `--network bridge|host|none`, `-p`/`-P`, and the
  * container's /etc/hosts, /etc/hostname, /etc/resolv.conf.
  *
- * State lives under `<root>/network/` (all of it needed for teardown, also after a reboot):
- *   lock                    serializes setup/teardown across processes
+ * A store's state lives under `<root>/network/` (all of it needed for teardown, also after a reboot):
+ *   lock                    serializes setup/teardown of this store's containers across processes
  *   attachments/<id>.json   what setup did (mode, netns, address, published ports)
  *   netns/<id>              the container's network namespace (bind mount)
- *   cni/results/<net>-<id>-eth0   the cached CNI ADD result (libcni format)
- *   ipam/<net>/             host-local leases
+ *   cni/results/<net>-<id>-eth0   the cached CNI ADD result (libcni format; keyed by the
+ *                           container id, which no other store has: it stays per store)
+ *
+ * What every store on the host shares lives under the host state dir (`/run/layerbox/network`):
+ *   lock                    serializes bridge work across stores (taken after a store's lock)
+ *   ipam/<bridge>/<net>/    host-local leases: one allocator per bridge, whichever store asks,
+ *                           so two stores on one bridge never get the same address
+ *   ipam/<bridge>/boot-id   the boot the leases belong to; under another boot every container
+ *                           that held one is gone, and so are the leases
+ *   rules/<bridge>          the boot for which the bridge's host rules are installed
  *
  * Call setup() before the OCI runtime creates the container (the runtime joins the
  * namespace at attachment.netnsPath) and teardown() once its process has exited.
  */
-import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { conflict, internal, invalidArgument, notFound, unsupported, errnoCode, throwIfAborted, isEngineError } from '../errors/index.js';
-import { acquireLock } from '../sys/lock.js';
+import { dirname, join } from 'node:path';
+import { conflict, internal, invalidArgument, notFound, unavailable, unsupported, errnoCode, throwIfAborted, isEngineError } from '../errors/index.js';
+import { acquireLock, type Lock } from '../sys/lock.js';
 import { writeFileAtomic, mkdirp } from '../sys/fsutil.js';
 import { bootId } from '../sys/proc.js';
 import { run } from '../sys/exec.js';
@@ -29,6 +37,7 @@ import {
   loopbackUp,
   readCache,
   removeCache,
+  cachePath,
   validContainerId,
   DEFAULT_PLUGIN_DIRS,
   type CniConfList,
@@ -56,7 +65,7 @@ import {
   writeEtcFiles,
   type EtcFiles,
 } from './etc-files.js';
-import { sweepContainerRules, cniHostPorts, pruneSharedChains } from './iptables.js';
+import { sweepContainerRules, cniHostPorts, pruneSharedChains, LOOPBACK_GUARD } from './iptables.js';
 import { parseCidr4, firstHost, cidrContains, cidrOverlaps, formatCidr4 } from './ipv4.js';
 
 export type NetworkMode = 'bridge' | 'host' | 'none';
@@ -92,6 +101,8 @@ export const DEFAULT_BRIDGE_NETWORK: BridgeNetworkConfig = { name: 'layerbox', b
 export interface NetworkManagerOptions {
   /** the store root; state goes to <root>/network */
   root: string;
+  /** state shared by every store on the host (leases per bridge, the bridge-wide lock); default /run/layerbox/network */
+  hostStateDir?: string;
   network?: Partial<BridgeNetworkConfig>;
   pluginDirs?: string[];
 }
@@ -158,14 +169,21 @@ export interface NetworkAttachment {
 
 const IFNAME = 'eth0';
 
+export const DEFAULT_HOST_STATE_DIR = '/run/layerbox/network';
+
+/** host-local lease file names are addresses; everything else in its directory is its own bookkeeping */
+const isLeaseName = (n: string) => /^[0-9a-f.:]+$/i.test(n);
+
 export class NetworkManager {
   readonly stateDir: string;
+  readonly hostStateDir: string;
   readonly net: BridgeNetworkConfig;
   readonly pluginDirs: string[];
   private mtu: number | undefined;
 
   constructor(opts: NetworkManagerOptions) {
     this.stateDir = join(opts.root, 'network');
+    this.hostStateDir = opts.hostStateDir ?? DEFAULT_HOST_STATE_DIR;
     this.net = { ...DEFAULT_BRIDGE_NETWORK, ...opts.network };
     this.pluginDirs = opts.pluginDirs ?? DEFAULT_PLUGIN_DIRS;
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/.test(this.net.bridge)) {
@@ -194,8 +212,15 @@ export class NetworkManager {
   get cacheDir(): string {
     return join(this.stateDir, 'cni');
   }
-  /** host-local's dataDir; leases are files under ipamDir/<network name>/ */
+  /** host-local's dataDir, shared by every store on the bridge; leases are files under ipamDir/<network name>/ */
   get ipamDir(): string {
+    return this.bridgeIpamDir(this.net.bridge);
+  }
+  private bridgeIpamDir(bridge: string): string {
+    return join(this.hostStateDir, 'ipam', bridge);
+  }
+  /** where this store kept its leases before they were shared per bridge */
+  private get legacyIpamDir(): string {
     return join(this.stateDir, 'ipam');
   }
   private attachmentPath(id: string): string {
@@ -243,30 +268,125 @@ export class NetworkManager {
   }
 
   /**
-   * The two subnet-wide rules that replace per-container NAT and forwarding work (what
-   * Docker does for docker0): masquerade traffic leaving the subnet, accept forwarding to
-   * and from the bridge. Installed once per boot (a marker file records it).
+   * The rules every bridge container relies on, installed once per boot and bridge (a marker
+   * in the host state dir records it; the host lock is held, so two stores never both add them):
+   * - the loopback guard (CVE-2020-8558, host-wide, first in raw PREROUTING): portmap's
+   *   `snat` sets route_localnet on the bridge so that `-p 127.0.0.1:H:C` works from the host,
+   *   which also lets a container (NET_RAW) address frames to the gateway with destination
+   *   127.0.0.1 and reach the host's loopback services. The guard drops every packet for
+   *   127.0.0.0/8 arriving on an interface other than lo, before conntrack and NAT. The host's
+   *   own `127.0.0.1:H` traffic is unaffected: what the host sends never passes PREROUTING, and
+   *   the container's replies arrive addressed to the gateway (portmap masqueraded the
+   *   connection), turned back into 127.0.0.1 by conntrack only after the raw table.
+   *   It is never removed, as kube-proxy leaves its KUBE-FIREWALL rule: route_localnet stays set
+   *   on every bridge portmap touched (also other CNI users'), and the packets it drops are
+   *   martians the kernel would drop itself without route_localnet. A reboot clears it.
+   * - the two subnet-wide rules that replace per-container NAT and forwarding work (what
+   *   Docker does for docker0): masquerade traffic leaving the subnet, accept forwarding to
+   *   and from the bridge. Removed by prune.
    */
   private async ensureHostRules(signal?: AbortSignal): Promise<void> {
-    const marker = join(this.stateDir, 'host-rules');
-    const want = `${bootId()} ${this.net.bridge} ${this.net.subnet}\n`;
+    const marker = join(this.hostStateDir, 'rules', this.net.bridge);
+    const want = `${bootId()} ${this.net.name} ${this.net.subnet}\n`;
     if ((await readFile(marker, 'utf8').catch(() => '')) === want) return;
+    const guard = ['PREROUTING', ...LOOPBACK_GUARD];
+    if ((await run('iptables', ['-w', '-t', 'raw', '-C', ...guard], { allowFailure: true, signal })).code !== 0) {
+      const r = await run('iptables', ['-w', '-t', 'raw', '-I', ...guard], { allowFailure: true, signal });
+      if (r.code !== 0) {
+        // refuse rather than run containers that can reach the host's loopback services
+        throw unavailable('LOOPBACK_GUARD_FAILED', `cannot install the rule that keeps containers off the host's 127.0.0.1: ${r.stderr.trim() || `exit ${r.code}`}`, {
+          where: 'iptables -t raw PREROUTING',
+          hint: 'the bridge network needs the iptables raw table (kernel: iptable_raw or nf_tables)',
+        });
+      }
+    }
     for (const [table, r] of this.hostRules()) {
       const check = await run('iptables', ['-w', '-t', table, '-C', ...r], { allowFailure: true, signal });
       if (check.code !== 0) await run('iptables', ['-w', '-t', table, table === 'filter' ? '-I' : '-A', ...r], { signal });
     }
     await run('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1'], { allowFailure: true, signal });
+    await mkdirp(dirname(marker), 0o700);
     await writeFileAtomic(marker, want, 0o600);
   }
 
-  /** Removes the subnet-wide rules (prune). */
+  /** Removes the subnet-wide rules (prune); the loopback guard stays (see ensureHostRules). */
   private async removeHostRules(): Promise<void> {
     for (const [table, r] of this.hostRules()) {
       while ((await run('iptables', ['-w', '-t', table, '-D', ...r], { allowFailure: true })).code === 0) {
         /* remove every copy */
       }
     }
-    await rm(join(this.stateDir, 'host-rules'), { force: true });
+    await rm(join(this.hostStateDir, 'rules', this.net.bridge), { force: true });
+    await rm(join(this.stateDir, 'host-rules'), { force: true }); // the per-store marker of earlier versions
+  }
+
+  /** The lock every store takes (after its own) for work on the shared bridges, leases and host rules. */
+  private async hostLock(signal?: AbortSignal): Promise<Lock> {
+    await mkdirp(this.hostStateDir, 0o700);
+    return acquireLock(join(this.hostStateDir, 'lock'), { signal, timeoutMs: 120_000, what: 'container networking (host)' });
+  }
+
+  /** Both locks, in their order: the store's, then the host's. */
+  private async locks(signal?: AbortSignal): Promise<{ release(): void }> {
+    await mkdirp(this.stateDir, 0o700);
+    const store = await acquireLock(join(this.stateDir, 'lock'), { signal, timeoutMs: 120_000, what: 'container networking' });
+    let host: Lock;
+    try {
+      host = await this.hostLock(signal);
+    } catch (e) {
+      store.release();
+      throw e;
+    }
+    return {
+      release() {
+        host.release();
+        store.release();
+      },
+    };
+  }
+
+  /**
+   * Readies the bridge's shared lease directory for an allocation (under the host lock):
+   * - leases from another boot are dropped: every container that held one died with it
+   *   (their stores' teardowns then find nothing of theirs left, which is fine);
+   * - one network name per bridge: host-local keeps a directory per network name, and two
+   *   of them on one bridge would hand out the same addresses again;
+   * - leases this store kept in its own directory before leases were shared (containers still
+   *   running across an upgrade) are moved over, so that nobody else gets their addresses.
+   */
+  private async prepareLeases(): Promise<void> {
+    const dir = this.ipamDir;
+    await mkdirp(dir, 0o700);
+    const bootFile = join(dir, 'boot-id');
+    const boot = bootId();
+    if ((await readFile(bootFile, 'utf8').catch(() => '')).trim() !== boot) {
+      for (const n of await readdir(dir)) if (n !== 'boot-id') await rm(join(dir, n), { recursive: true, force: true });
+      await writeFileAtomic(bootFile, `${boot}\n`, 0o600);
+    }
+    for (const n of await readdir(dir, { withFileTypes: true })) {
+      if (!n.isDirectory() || n.name === this.net.name) continue;
+      const held = (await readdir(join(dir, n.name)).catch(() => [] as string[])).filter(isLeaseName);
+      if (held.length > 0) {
+        throw conflict('BRIDGE_IN_USE', `bridge ${this.net.bridge} is in use by network ${n.name} (${held.length} address(es) leased)`, {
+          where: this.net.bridge,
+          hint: `use network name ${n.name} for this bridge, or another bridge`,
+        });
+      }
+    }
+    const legacy = join(this.legacyIpamDir, this.net.name);
+    if (!existsSync(legacy)) return;
+    const shared = join(dir, this.net.name);
+    await mkdirp(shared, 0o700);
+    for (const n of (await readdir(legacy).catch(() => [] as string[])).filter(isLeaseName)) {
+      const owner = await readFile(join(legacy, n), 'utf8').catch(() => '');
+      const id = owner.split(/\r?\n/)[0]?.trim() ?? '';
+      const att = validContainerId(id) ? await this.readAttachment(id).catch(() => undefined) : undefined;
+      if (att?.bootId !== boot) continue;
+      await writeFile(join(shared, n), owner, { flag: 'wx', mode: 0o600 }).catch((e: unknown) => {
+        if (errnoCode(e) !== 'EEXIST') throw e;
+      });
+    }
+    await rm(legacy, { recursive: true, force: true });
   }
 
   // ------------------------------------------------------------------ public API
@@ -304,10 +424,9 @@ export class NetworkManager {
       warnings.push(`Published ports are discarded when using ${mode} network mode`);
       mappings = [];
     }
-    await mkdirp(this.stateDir, 0o700);
     let att: NetworkAttachment;
     let side: Promise<T>;
-    const lock = await acquireLock(join(this.stateDir, 'lock'), { signal: opts.signal, timeoutMs: 120_000, what: 'container networking' });
+    const lock = await this.locks(opts.signal);
     try {
       const leftover =
         (await this.readAttachment(id).catch(() => true)) ||
@@ -329,6 +448,7 @@ export class NetworkManager {
       if (mode !== 'host') att.netnsPath = this.netnsPath(id);
       if (mode === 'bridge') {
         await this.checkSubnetFree(opts.signal);
+        await this.prepareLeases();
         // port bookkeeping (an iptables scan) only for containers that publish ports
         att.ports = mappings.length ? await allocatePorts(mappings, await this.heldPorts(id), opts) : [];
         att.variant = att.ports.length ? 'ports' : 'plain';
@@ -395,8 +515,7 @@ export class NetworkManager {
     if (!validContainerId(containerId)) {
       throw invalidArgument('INVALID_CONTAINER_ID', `invalid container id "${containerId}"`, { where: containerId });
     }
-    await mkdirp(this.stateDir, 0o700);
-    const lock = await acquireLock(join(this.stateDir, 'lock'), { signal: opts.signal, timeoutMs: 120_000, what: 'container networking' });
+    const lock = await this.locks(opts.signal);
     try {
       await this.teardownLocked(containerId, opts);
     } finally {
@@ -456,23 +575,27 @@ export class NetworkManager {
   }
 
   /**
-   * When no container of this store is attached: deletes the bridge and the CNI chains
+   * When no container of this store is attached and no other store holds an address on the
+   * bridge: deletes the bridge, its subnet-wide rules, its lease directory and the CNI chains
    * the plugins share if nothing else uses them (Docker keeps docker0; this is for
-   * `system reset`-like cleanups and tests).
+   * `system reset`-like cleanups and tests). Returns false, touching nothing, otherwise.
    */
   async prune(opts: { signal?: AbortSignal } = {}): Promise<boolean> {
-    await mkdirp(this.stateDir, 0o700);
-    const lock = await acquireLock(join(this.stateDir, 'lock'), { signal: opts.signal, timeoutMs: 120_000, what: 'container networking' });
+    const lock = await this.locks(opts.signal);
     try {
       if ((await this.list()).length > 0) return false;
       if (existsSync(`/sys/class/net/${this.net.bridge}`)) {
         const ports = await run('ip', ['-o', 'link', 'show', 'master', this.net.bridge], { allowFailure: true });
         if (ports.stdout.trim() !== '') return false; // someone else's container is on it
-        await run('ip', ['link', 'del', this.net.bridge], { allowFailure: true });
       }
+      // another store's container holds an address (drops the leases of an earlier boot first)
+      await this.prepareLeases();
+      if ((await this.leasesOn(this.net.bridge)).length > 0) return false;
+      if (existsSync(`/sys/class/net/${this.net.bridge}`)) await run('ip', ['link', 'del', this.net.bridge], { allowFailure: true });
       await pruneSharedChains();
       await this.removeHostRules();
-      await rm(join(this.ipamDir, this.net.name), { recursive: true, force: true });
+      await rm(this.ipamDir, { recursive: true, force: true });
+      await rm(this.legacyIpamDir, { recursive: true, force: true }); // none of its leases can be in use: no attachment left
       return true;
     } finally {
       lock.release();
@@ -481,6 +604,45 @@ export class NetworkManager {
 
   // ------------------------------------------------------------------ internals
 
+  /** Every lease file on a bridge, of any network name and store: [network name, address, owner id]. */
+  private async leasesOn(bridge: string): Promise<[string, string, string][]> {
+    const dir = this.bridgeIpamDir(bridge);
+    const out: [string, string, string][] = [];
+    for (const net of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      if (!net.isDirectory()) continue;
+      for (const n of await readdir(join(dir, net.name)).catch(() => [] as string[])) {
+        if (!isLeaseName(n)) continue;
+        const owner = await readFile(join(dir, net.name, n), 'utf8').catch(() => '');
+        out.push([net.name, n, owner.split(/\r?\n/)[0]?.trim() ?? '']);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Whether an attachment (or, when its record is unreadable, its CNI cache entry) was made
+   * under an earlier boot: then nothing of it is left in the kernel (netns, veth, iptables
+   * rules), and its address may already be someone else's.
+   */
+  private async fromEarlierBoot(att: NetworkAttachment | undefined, netName: string, id: string): Promise<boolean> {
+    if (att?.bootId) return att.bootId !== bootId();
+    const bt = bootTimeMs();
+    if (bt === undefined) return false;
+    for (const p of [this.attachmentPath(id), cachePath(this.cacheDir, netName, id, IFNAME)]) {
+      const st = await stat(p).catch(() => undefined);
+      if (st) return st.mtimeMs < bt;
+    }
+    return false;
+  }
+
+  /** Whether `ip` is leased on the bridge to a container other than `id` (then its rules are that one's). */
+  private async leasedToOther(bridge: string, netName: string, ip: string, id: string): Promise<boolean> {
+    if (!isLeaseName(ip)) return false;
+    const owner = await readFile(join(this.bridgeIpamDir(bridge), netName, ip), 'utf8').catch(() => undefined);
+    return owner !== undefined && owner.split(/\r?\n/)[0]?.trim() !== id;
+  }
+
+  /** Caller holds both locks. */
   private async teardownLocked(id: string, opts: { signal?: AbortSignal }): Promise<void> {
     throwIfAborted(opts.signal);
     let att: NetworkAttachment | undefined;
@@ -491,6 +653,7 @@ export class NetworkManager {
     }
     // the network the container was attached to, even if this manager's config changed since
     const netName = att?.networkName ?? this.net.name;
+    const bridge = att?.bridge ?? this.net.bridge;
     const netns = att?.netnsPath ?? this.netnsPath(id);
     const live = await isNetns(netns);
     let err: unknown;
@@ -502,7 +665,17 @@ export class NetworkManager {
       if (!isEngineError(e, 'data-loss')) throw e;
       await removeCache(this.cacheDir, netName, id, IFNAME);
     }
-    if (cached || att?.mode === 'bridge') {
+    if ((cached || att?.mode === 'bridge') && !live && (await this.fromEarlierBoot(att, netName, id))) {
+      // Made under an earlier boot: its interfaces and rules died with it, and its address may
+      // have been leased again since (leases do not outlive a boot). No CNI DEL — the firewall
+      // plugin deletes forwarding rules by address, which may be another container's now — only
+      // what is keyed by this container's id: rules restored by an iptables-restore at boot,
+      // its leases, its cache entry.
+      await sweepContainerRules(netName, id, []);
+      await this.releaseLeases(bridge, netName, id);
+      await removeCache(this.cacheDir, netName, id, IFNAME);
+      trace('network: attachment of an earlier boot released');
+    } else if (cached || att?.mode === 'bridge') {
       try {
         await delNetworkList(
           { ...(await this.confList(att?.variant ?? 'legacy')), name: netName },
@@ -514,12 +687,15 @@ export class NetworkManager {
       }
       // Safety net: what a DEL could not remove (masquerade rules when the netns was gone).
       // A plain attachment made no iptables rules: nothing to sweep when its DEL worked.
+      // Addresses another container holds now are left out (rules for them are its rules).
       if (err || att?.variant !== 'plain') {
-        const ips = (cached?.result?.ips ?? []).map((i) => i.address);
+        const ips = (cached?.result?.ips ?? []).map((i) => i.address.split('/')[0]!);
         if (att?.ipAddress) ips.push(att.ipAddress);
-        await sweepContainerRules(netName, id, ips);
+        const mine: string[] = [];
+        for (const ip of new Set(ips)) if (!(await this.leasedToOther(bridge, netName, ip, id))) mine.push(ip);
+        await sweepContainerRules(netName, id, mine);
       }
-      if (!err) await this.releaseLeases(netName, id);
+      if (!err) await this.releaseLeases(bridge, netName, id);
       trace('network: CNI DEL done');
     }
     await removeNetns(netns);
@@ -530,22 +706,25 @@ export class NetworkManager {
 
   /**
    * host-local lease files (`<ip>` containing `<container id>\r\n<ifname>`) still naming the
-   * container after DEL: only when a DEL ran without its cache. Runs under our lock, which
-   * every host-local call on this data dir also holds.
+   * container: after a DEL that ran without its cache, or for an attachment of an earlier
+   * boot; in the bridge's shared directory and in this store's directory of earlier versions.
+   * Only files naming this container are touched (another store's never are). Runs under the
+   * host lock, which every host-local call on the shared directory also holds.
    */
-  private async releaseLeases(netName: string, id: string): Promise<void> {
-    const dir = join(this.ipamDir, netName);
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch (e) {
-      if (errnoCode(e) === 'ENOENT') return;
-      throw e;
-    }
-    for (const n of names) {
-      if (!/^[0-9a-f.:]+$/i.test(n)) continue;
-      const owner = await readFile(join(dir, n), 'utf8').catch(() => '');
-      if (owner.split(/\r?\n/)[0]?.trim() === id) await rm(join(dir, n), { force: true });
+  private async releaseLeases(bridge: string, netName: string, id: string): Promise<void> {
+    for (const dir of [join(this.bridgeIpamDir(bridge), netName), join(this.legacyIpamDir, netName)]) {
+      let names: string[];
+      try {
+        names = await readdir(dir);
+      } catch (e) {
+        if (errnoCode(e) === 'ENOENT') continue;
+        throw e;
+      }
+      for (const n of names) {
+        if (!isLeaseName(n)) continue;
+        const owner = await readFile(join(dir, n), 'utf8').catch(() => '');
+        if (owner.split(/\r?\n/)[0]?.trim() === id) await rm(join(dir, n), { force: true });
+      }
     }
   }
 
@@ -658,6 +837,16 @@ export function describeResult(r: CniResult, netns: string): Partial<NetworkAtta
   const host = ifs.find((i) => !i.sandbox && i.name.startsWith('veth'));
   if (host) out.hostVeth = host.name;
   return out;
+}
+
+/** When this boot began (btime of /proc/stat), in ms since the epoch. */
+function bootTimeMs(): number | undefined {
+  try {
+    const m = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
+    return m ? Number(m[1]) * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** MTU of the interface the default route uses (containers then never exceed the uplink's). */
