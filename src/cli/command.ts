@@ -87,11 +87,22 @@ function argError(path: string[], c: CommandSpec<any>, n: number): ExitError | u
   return new ExitError(1, `${what}\nSee '${path.join(' ')} --help'.\n\nUsage:  ${useLine(path, c)}\n\n${c.short}`);
 }
 
-/** Runs argv against the root command. Returns nothing: results go to ctx.out, errors are thrown (ExitError). */
-export async function execute(root: CommandSpec<any>, argv: string[], ctx: Ctx): Promise<void> {
+/** What argv means: help to print, or a command to run with its arguments and flag values. */
+export type Resolved =
+  | { kind: 'help'; path: string[]; cmd: CommandSpec<any>; warning?: string; globals: Record<string, unknown> }
+  | { kind: 'run'; path: string[]; cmd: CommandSpec<any>; args: string[]; values: FlagValues<FlagSet>; globals: Record<string, unknown>; warnings: string[] };
+
+/**
+ * Walks argv from the root: each command's flags (pflag rules), then its subcommand, down to
+ * the command that runs. Throws ExitError with Docker's message and code for flag errors
+ * (125), unknown commands and wrong argument counts (1).
+ */
+export function resolveCommand(root: CommandSpec<any>, argv: string[]): Resolved {
   const path = [PROG];
   let cmd: CommandSpec<any> = root;
   let rest = argv;
+  let globals: Record<string, unknown> = {};
+  const warnings: string[] = [];
   for (;;) {
     const hasShortH = specs(cmd).some((f) => f.short === 'h');
     // a command with subcommands parses its own flags up to the subcommand's name
@@ -100,28 +111,15 @@ export async function execute(root: CommandSpec<any>, argv: string[], ctx: Ctx):
     try {
       parsed = parseFlags(cmd.flags ?? {}, rest, { interspersed, helpShort: !hasShortH });
     } catch (e) {
-      if (e instanceof HelpRequested) {
-        if (e.message) ctx.err.write(e.message + '\n');
-        ctx.out.write(helpText(path, cmd));
-        return;
-      }
+      if (e instanceof HelpRequested) return { kind: 'help', path, cmd, ...(e.message ? { warning: e.message } : {}), globals };
       if (e instanceof FlagError) throw new ExitError(125, `${e.message}\nSee '${path.join(' ')} --help'.`);
       throw e;
     }
-    for (const w of parsed.warnings) ctx.err.write(w + '\n');
-    if (cmd === root) ctx.globals = parsed.values as Record<string, unknown>;
+    warnings.push(...parsed.warnings);
+    if (cmd === root) globals = parsed.values as Record<string, unknown>;
     if (cmd.commands) {
-      if (cmd.run && (parsed.args.length === 0 || !findCommand(cmd.commands, parsed.args[0]!))) {
-        // the root's own flags (e.g. --version) with no command
-        if (parsed.args.length === 0) {
-          await cmd.run(ctx, [], parsed.values);
-          return;
-        }
-      }
-      if (parsed.args.length === 0) {
-        ctx.out.write(helpText(path, cmd));
-        return;
-      }
+      // the root's own flags (--version) or a management command alone
+      if (parsed.args.length === 0) return cmd.run ? { kind: 'run', path, cmd, args: [], values: parsed.values, globals, warnings } : { kind: 'help', path, cmd, globals };
       const name = parsed.args[0]!;
       const sub = findCommand(cmd.commands, name);
       if (!sub) {
@@ -135,10 +133,22 @@ export async function execute(root: CommandSpec<any>, argv: string[], ctx: Ctx):
     }
     const err = argError(path, cmd, parsed.args.length);
     if (err) throw err;
-    ctx.commandPath = path.join(' ');
-    await cmd.run?.(ctx, parsed.args, parsed.values);
+    return { kind: 'run', path, cmd, args: parsed.args, values: parsed.values, globals, warnings };
+  }
+}
+
+/** Runs argv against the root command: results go to ctx.out, errors are thrown (ExitError). */
+export async function execute(root: CommandSpec<any>, argv: string[], ctx: Ctx): Promise<void> {
+  const r = resolveCommand(root, argv);
+  ctx.globals = r.globals;
+  if (r.kind === 'help') {
+    if (r.warning) ctx.err.write(r.warning + '\n');
+    ctx.out.write(helpText(r.path, r.cmd));
     return;
   }
+  for (const w of r.warnings) ctx.err.write(w + '\n');
+  ctx.commandPath = r.path.join(' ');
+  await r.cmd.run?.(ctx, r.args, r.values);
 }
 
 // ------------------------------------------------------------------ completion

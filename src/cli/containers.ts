@@ -2,10 +2,10 @@
 import { createWriteStream, existsSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { isEngineError, EngineError } from '../errors/index.js';
-import { defaultRoot, parseFilterArgs, type AttachStreams, type ContainerSummary, type Engine } from '../engine/index.js';
+import { defaultRoot, parseFilterArgs, parseReference, type AttachStreams, type CommitOptions, type ContainerSummary, type Engine, type ExecConfig } from '../engine/index.js';
 import { command, type CommandSpec } from './command.js';
 import { ExitError, type Ctx } from './ctx.js';
-import { flag } from './flags.js';
+import { flag, type FlagValues } from './flags.js';
 import { formatRows, goTime, humanSize, since, table } from './format.js';
 import { modeFor, renderOp } from './render.js';
 import { createFlags, runFlags, toCreateBody, readEnvFile } from './runopts.js';
@@ -369,37 +369,46 @@ const logs = command({
   },
 });
 
+const execFlags = {
+  detach: flag.bool('detach', 'd', 'Detached mode: run command in the background'),
+  env: flag.list('env', 'e', 'Set environment variables'),
+  envFile: flag.list('env-file', '', 'Read in a file of environment variables'),
+  interactive: flag.bool('interactive', 'i', 'Keep STDIN open even if not attached'),
+  privileged: flag.bool('privileged', '', 'Give extended privileges to the command'),
+  tty: flag.bool('tty', 't', 'Allocate a pseudo-TTY'),
+  user: flag.string('user', 'u', 'Username or UID (format: <name|uid>[:<group|gid>])'),
+  workdir: flag.string('workdir', 'w', 'Working directory inside the container'),
+};
+
+/** The exec-create body the docker CLI sends for these flags. */
+export function execConfig(cmd: string[], o: FlagValues<typeof execFlags>): ExecConfig {
+  const env = [...o.envFile.flatMap(readEnvFile), ...o.env.map((e) => (e.includes('=') ? e : process.env[e] !== undefined ? `${e}=${process.env[e]}` : e))];
+  return {
+    User: o.user ?? '',
+    Privileged: !!o.privileged,
+    Tty: !!o.tty,
+    AttachStdin: !!o.interactive && !o.detach,
+    AttachStderr: !o.detach,
+    AttachStdout: !o.detach,
+    DetachKeys: '',
+    Detach: !!o.detach,
+    Env: env,
+    WorkingDir: o.workdir ?? '',
+    Cmd: cmd,
+  };
+}
+
 const exec = command({
   name: 'exec',
   usage: '[OPTIONS] CONTAINER COMMAND [ARG...]',
   short: 'Run a command in a running container',
-  flags: {
-    detach: flag.bool('detach', 'd', 'Detached mode: run command in the background'),
-    env: flag.list('env', 'e', 'Set environment variables'),
-    envFile: flag.list('env-file', '', 'Read in a file of environment variables'),
-    interactive: flag.bool('interactive', 'i', 'Keep STDIN open even if not attached'),
-    privileged: flag.bool('privileged', '', 'Give extended privileges to the command'),
-    tty: flag.bool('tty', 't', 'Allocate a pseudo-TTY'),
-    user: flag.string('user', 'u', 'Username or UID (format: <name|uid>[:<group|gid>])'),
-    workdir: flag.string('workdir', 'w', 'Working directory inside the container'),
-  },
+  flags: execFlags,
   args: { min: 2 },
   interspersed: false,
   async run(ctx, [name, ...cmd], o) {
     const engine = await ctx.engine();
     if (o.tty && o.interactive && !o.detach && !process.stdin.isTTY) throw new ExitError(1, 'the input device is not a TTY');
-    const env = [...o.envFile.flatMap(readEnvFile), ...o.env.map((e) => (e.includes('=') ? e : process.env[e] !== undefined ? `${e}=${process.env[e]}` : e))];
-    const { Id } = await engine.containers.createExec(name!, {
-      Cmd: cmd,
-      Env: env,
-      AttachStdin: !!o.interactive && !o.detach,
-      AttachStdout: !o.detach,
-      AttachStderr: !o.detach,
-      Tty: !!o.tty,
-      Privileged: !!o.privileged,
-      ...(o.user ? { User: o.user } : {}),
-      ...(o.workdir ? { WorkingDir: o.workdir } : {}),
-    });
+    const { Id } = await engine.containers.createExec(name!, execConfig(cmd, o));
     const io = stdioFor({ stdin: !!o.interactive && !o.detach, tty: !!o.tty });
     try {
       const size = o.tty ? terminalSize() : undefined;
@@ -535,26 +544,35 @@ const diff = command({
   },
 });
 
+const commitFlags = {
+  author: flag.string('author', 'a', 'Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")'),
+  change: flag.list('change', 'c', 'Apply Dockerfile instruction to the created image'),
+  message: flag.string('message', 'm', 'Commit message'),
+  pause: flag.bool('pause', 'p', 'Pause container during commit', { default: true }),
+};
+
+/** What the docker CLI asks the daemon to commit: the repository and tag apart, :latest by default. */
+export function commitOptions(ref: string | undefined, o: FlagValues<typeof commitFlags>): CommitOptions {
+  let repo = '';
+  let tag = '';
+  if (ref) {
+    const r = parseReference(ref);
+    if (r.digest) throw new ExitError(1, `refusing to create a tag with a digest reference`);
+    repo = r.familiarName;
+    tag = r.tag ?? 'latest';
+  }
+  return { ...(repo ? { repo, tag } : {}), comment: o.message ?? '', author: o.author ?? '', changes: o.change, pause: o.pause !== false };
+}
+
 const commit = command({
   name: 'commit',
   usage: '[OPTIONS] CONTAINER [REPOSITORY[:TAG]]',
   short: "Create a new image from a container's changes",
-  flags: {
-    author: flag.string('author', 'a', 'Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")'),
-    change: flag.list('change', 'c', 'Apply Dockerfile instruction to the created image'),
-    message: flag.string('message', 'm', 'Commit message'),
-    pause: flag.bool('pause', 'p', 'Pause container during commit', { default: true }),
-  },
+  flags: commitFlags,
   args: { min: 1, max: 2 },
-  async run(ctx, [name, repo], o) {
+  async run(ctx, [name, ref], o) {
     const engine = await ctx.engine();
-    const r = await engine.containers.commit(name!, {
-      ...(o.author ? { author: o.author } : {}),
-      ...(o.message ? { comment: o.message } : {}),
-      changes: o.change,
-      pause: o.pause !== false,
-      ...(repo ? { repo } : {}),
-    });
+    const r = await engine.containers.commit(name!, commitOptions(ref, o));
     ctx.out.write(r.Id + '\n');
   },
 });

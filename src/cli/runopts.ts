@@ -228,6 +228,17 @@ function envValue(e: string): string {
   return v === undefined ? e : `${e}=${v}`;
 }
 
+/** The docker CLI passes the environment through a map: one entry per name, the last one wins. */
+function dedupeEnv(list: string[]): string[] {
+  const m = new Map<string, string>();
+  for (const e of list) {
+    const k = e.split('=')[0]!;
+    m.delete(k);
+    m.set(k, e);
+  }
+  return [...m.values()];
+}
+
 function kvMap(list: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const l of list) {
@@ -268,7 +279,7 @@ export function toCreateBody(image: string, args: string[], f: CreateFlagValues 
     const i = t.indexOf(':');
     tmpfs[i < 0 ? t : t.slice(0, i)] = i < 0 ? '' : t.slice(i + 1);
   }
-  const env = [...f.envFile.flatMap(readEnvFile), ...f.env.map(envValue)];
+  const env = dedupeEnv([...f.envFile.flatMap(readEnvFile), ...f.env.map(envValue)]);
   const labels = kvMap([...f.labelFile.flatMap(readLabelFile), ...f.label]);
   const securityOpt = f.securityOpt.map((o) => {
     // the docker CLI sends a seccomp profile's content, not its path
@@ -316,6 +327,7 @@ export function toCreateBody(image: string, args: string[], f: CreateFlagValues 
     ConsoleSize: [0, 0],
     Isolation: '',
     Memory: f.memory ?? 0,
+    MemorySwappiness: -1,
     NanoCpus: f.cpus ?? 0,
     PidsLimit: f.changed.has('pidsLimit') ? f.pidsLimit! : null,
     Ulimits: f.ulimit.length ? f.ulimit : null,

@@ -294,6 +294,8 @@ export interface ExecConfig {
   AttachStdout?: boolean;
   AttachStderr?: boolean;
   DetachKeys?: string;
+  /** the docker CLI says so for `exec -d` (the start request decides) */
+  Detach?: boolean;
   Tty?: boolean;
   Env?: string[];
   Privileged?: boolean;
