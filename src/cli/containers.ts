@@ -545,7 +545,8 @@ export function registerContainerCommands(ctx: Ctx): void {
       .argument('<src>', 'CONTAINER:SRC_PATH or SRC_PATH|-')
       .argument('<dest>', 'DEST_PATH|- or CONTAINER:DEST_PATH')
       .option('-a, --archive', 'archive mode (copy all uid/gid information)')
-      .action(async (src: string, dest: string, o: { archive?: boolean }) => {
+      .option('-L, --follow-link', 'always follow symbol link in SRC_PATH')
+      .action(async (src: string, dest: string, o: { archive?: boolean; followLink?: boolean }) => {
         const engine = await ctx.engine();
         const cm = await engine.containers();
         const split = (x: string) => {
@@ -559,11 +560,10 @@ export function registerContainerCommands(ctx: Ctx): void {
         if (s && d) throw new ExitError(1, 'Error: copying between containers is not supported');
         if (!s && !d) throw new ExitError(1, 'Error: must specify at least one container source');
         if (s) {
-          if (dest === '-') await cm.copyFrom(s.container, s.path, process.stdout, o);
-          else await cm.copyFrom(s.container, s.path, dest, o);
+          await cm.copyFrom(s.container, s.path, dest === '-' ? process.stdout : dest, { followLink: !!o.followLink });
         } else {
-          if (src === '-') await cm.copyArchiveTo(d!.container, process.stdin, d!.path, o);
-          else await cm.copyTo(d!.container, src, d!.path, o);
+          if (src === '-') await cm.copyArchiveTo(d!.container, process.stdin, d!.path, { archive: !!o.archive });
+          else await cm.copyTo(d!.container, src, d!.path, { archive: !!o.archive, followLink: !!o.followLink });
         }
       });
   cp(p.command('cp'));

@@ -4,6 +4,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,9 +63,14 @@ test('CVE-2018-15664: cp host → CONTAINER:/d/… while the container swaps /d 
       if (r.code === 0) copied++;
     }
     const leaked = readdirSync(host);
+    ok(['kill', id]);
+    // every copy that succeeded is in the container's own directory (/A, or /d while it was /A)
+    const upper = JSON.parse(ok(['inspect', id]))[0].GraphDriver.Data.UpperDir as string;
+    const inside = spawnSync('find', [upper, '-name', 'pwned-*'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
     lb(root, ['rm', '-f', id]);
     process.stdout.write(`# ${copied}/${ITERATIONS} copies succeeded inside the container; ${leaked.length} files reached the host directory\n`);
     assert.deepEqual(leaked, [], 'the host directory is untouched');
+    assert.equal(inside.length, copied, 'the copies that succeeded are in the container');
   } finally {
     rmSync(host, { recursive: true, force: true });
   }
