@@ -701,7 +701,7 @@ class Extractor implements TarHandler {
   private hardlink(h: TarHeader, parent: Level, leaf: string, path: string): void {
     const t = posix.normalize(h.linkname.replace(/^\/+/, ''));
     if (t === '..' || t.startsWith('../') || t === '.' || t === '') {
-      throw invalidArgument('CP_HARDLINK_BREAKOUT', `invalid hardlink ${JSON.stringify(path)} -> ${JSON.stringify(h.linkname)}`);
+      throw invalidArgument('CP_HARDLINK_BREAKOUT', `invalid hardlink ${JSON.stringify(posix.join(this.basePath, h.linkname))} -> ${JSON.stringify(h.linkname)}`);
     }
     const comps = t.split('/');
     const tleaf = comps.pop()!;
@@ -714,6 +714,10 @@ class Extractor implements TarHandler {
       if (!st) throw fsError(errnoError('ENOENT', 'missing'), tpath, 'link');
       if (isDir(st)) throw invalidArgument('CP_HARDLINK_DIR', `invalid hardlink ${JSON.stringify(path)} -> ${JSON.stringify(h.linkname)}: a directory`);
       linkat(r.node.fd, tleaf, parent.fd, leaf, 0);
+      // as Docker's createTarFile: the link entry's owner is applied (to the shared inode,
+      // which clears its setuid/setgid bits); its mode is not
+      const own = this.owner(h);
+      if (own) fchownat(parent.fd, leaf, own[0], own[1], AT_SYMLINK_NOFOLLOW);
     } catch (e) {
       throw fsError(e, path, 'link');
     } finally {
