@@ -11,10 +11,9 @@
  * container (docker/cli cp.go, moby pkg/archive/copy.go: trailing `/`, `/.`, renames, the
  * errors) are built on those three, as Docker's CLI is built on the API.
  */
-import { closeSync, fchmodSync, fchownSync, futimesSync, lstatSync, readlinkSync, realpathSync, statSync, writeSync, chmodSync, read } from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, futimesSync, lstatSync, readlinkSync, realpathSync, statSync, writeSync, chmodSync, read, readSync } from 'node:fs';
 import { posix } from 'node:path';
 import { Readable, Transform, pipeline as streamPipeline, type Writable } from 'node:stream';
-import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { EngineError, abortError, errnoCode, invalidArgument, notFound } from '../errors/index.js';
 import { encodeHeader, paddingFor, END_OF_ARCHIVE } from '../archive/tar/writer.js';
@@ -370,6 +369,8 @@ function readXattrs(fd: number): Map<string, Buffer> | undefined {
   return out;
 }
 
+const SYNC_READ_MAX = 64 << 10;
+
 function readAt(fd: number, buf: Buffer, pos: number): Promise<number> {
   return new Promise((res, rej) => read(fd, buf, 0, buf.length, pos, (e, n) => (e ? rej(e) : res(n))));
 }
@@ -425,7 +426,7 @@ async function* tarTree(view: FsView, top: Node, topPath: string, name: string, 
       try {
         fd = reopen(node.fd, O_RDONLY);
       } catch (e) {
-        throw fsError(e, path, 'open');
+        throw fsError(e, view.show(path), 'open');
       }
       try {
         h.xattrs = readXattrs(fd);
@@ -436,7 +437,8 @@ async function* tarTree(view: FsView, top: Node, topPath: string, name: string, 
         while (left > 0) {
           if (opts.signal?.aborted) throw abortError(opts.signal);
           const buf = Buffer.allocUnsafe(Math.min(1 << 20, left));
-          const n = await readAt(fd, buf, pos);
+          // a small file in one synchronous read (a thread-pool round trip costs more than it)
+          const n = buf.length <= SYNC_READ_MAX ? readSync(fd, buf, 0, buf.length, pos) : await readAt(fd, buf, pos);
           if (n <= 0) break;
           yield n === buf.length ? buf : buf.subarray(0, n);
           left -= n;
@@ -474,7 +476,7 @@ async function* tarTree(view: FsView, top: Node, topPath: string, name: string, 
           }
         } catch (e) {
           if (errnoCode(e) === 'ENOENT') continue; // removed meanwhile
-          throw fsError(e, childPath);
+          throw fsError(e, view.show(childPath));
         }
         try {
           yield* entry(c, childPath, childName(name, child));
@@ -539,6 +541,10 @@ class Extractor implements TarHandler {
     this.basePath = base[base.length - 1]!.path;
   }
 
+  private show(p: string): string {
+    return this.view.show(p);
+  }
+
   private join(dir: string, name: string): string {
     return dir === '/' ? '/' + name : `${dir}/${name}`;
   }
@@ -561,7 +567,7 @@ class Extractor implements TarHandler {
     const r = this.view.resolve(key, { from: this.base, follow: true, create: true });
     if (!r.node || !isDir(r.node.st)) {
       r.close();
-      throw fsError(errnoError('ENOTDIR', 'not a directory'), r.path, 'mkdir');
+      throw fsError(errnoError('ENOTDIR', 'not a directory'), this.show(r.path), 'mkdir');
     }
     const level = { fd: r.node.fd, path: r.path, mount: r.node.mount };
     this.cached = { key, r, level };
@@ -584,7 +590,7 @@ class Extractor implements TarHandler {
       } catch (e) {
         const code = errnoCode(e);
         if (code === 'ENOTSUP' || code === 'EPERM') continue; // as Docker: not every file system takes them
-        throw fsError(e, path, 'setxattr');
+        throw fsError(e, this.show(path), 'setxattr');
       }
     }
   }
@@ -596,7 +602,7 @@ class Extractor implements TarHandler {
       if (own) fchownSync(fd, own[0], own[1]);
       fchmodSync(fd, h.mode & 0o7777);
     } catch (e) {
-      throw fsError(e, path, 'chown');
+      throw fsError(e, this.show(path), 'chown');
     }
     this.setXattrs(fd, h, path);
   }
@@ -606,14 +612,14 @@ class Extractor implements TarHandler {
     const comps = cleanComponents(h.name);
     if (comps.length === 0) {
       if (h.type === 'dir') return; // `.`: the extraction directory keeps its metadata, as Docker
-      throw invalidArgument('CP_OVERWRITE_DIR', `cannot overwrite directory ${JSON.stringify(this.basePath)} with non-directory ${JSON.stringify(this.basePath)}`);
+      throw invalidArgument('CP_OVERWRITE_DIR', `cannot overwrite directory ${JSON.stringify(this.show(this.basePath))} with non-directory ${JSON.stringify(this.show(this.basePath))}`);
     }
     const leaf = comps.pop()!;
     const rel = [...comps, leaf].join('/');
     if (h.type === 'symlink' && !h.linkname.startsWith('/')) {
       // Docker's breakout rule: a relative link may not point above the extraction directory
       const t = posix.normalize(posix.join(comps.join('/') || '.', h.linkname));
-      if (t === '..' || t.startsWith('../')) throw invalidArgument('CP_SYMLINK_BREAKOUT', `invalid symlink ${JSON.stringify(this.join(this.basePath, rel))} -> ${JSON.stringify(h.linkname)}`);
+      if (t === '..' || t.startsWith('../')) throw invalidArgument('CP_SYMLINK_BREAKOUT', `invalid symlink ${JSON.stringify(this.show(this.join(this.basePath, rel)))} -> ${JSON.stringify(h.linkname)}`);
     }
     const parent = this.parentOf(comps);
     const path = this.join(parent.path, leaf);
@@ -627,16 +633,16 @@ class Extractor implements TarHandler {
         existing = mountNode.st;
       } else existing = fstatat(parent.fd, leaf, AT_SYMLINK_NOFOLLOW, true);
     } catch (e) {
-      throw fsError(e, path);
+      throw fsError(e, this.show(path));
     }
     try {
       if (existing) {
         const exDir = isDir(existing);
         if (this.opts.noOverwriteDirNonDir && exDir && h.type !== 'dir') {
-          throw invalidArgument('CP_OVERWRITE_DIR', `cannot overwrite directory ${JSON.stringify(path)} with non-directory ${JSON.stringify(this.basePath)}`);
+          throw invalidArgument('CP_OVERWRITE_DIR', `cannot overwrite directory ${JSON.stringify(this.show(path))} with non-directory ${JSON.stringify(this.show(this.basePath))}`);
         }
         if (this.opts.noOverwriteDirNonDir && !exDir && h.type === 'dir') {
-          throw invalidArgument('CP_OVERWRITE_NON_DIR', `cannot overwrite non-directory ${JSON.stringify(path)} with directory ${JSON.stringify(this.basePath)}`);
+          throw invalidArgument('CP_OVERWRITE_NON_DIR', `cannot overwrite non-directory ${JSON.stringify(this.show(path))} with directory ${JSON.stringify(this.show(this.basePath))}`);
         }
         if (!(exDir && h.type === 'dir')) {
           this.stale = true;
@@ -649,7 +655,7 @@ class Extractor implements TarHandler {
           try {
             mkdirat(parent.fd, leaf, 0o700);
           } catch (e) {
-            throw fsError(e, path, 'mkdir');
+            throw fsError(e, this.show(path), 'mkdir');
           }
         }
         const fd = mountNode ? reopen(mountNode.fd, O_RDONLY | O_DIRECTORY) : this.open(parent.fd, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, path);
@@ -674,7 +680,7 @@ class Extractor implements TarHandler {
             if (own) fchownat(parent.fd, leaf, own[0], own[1], AT_SYMLINK_NOFOLLOW);
             utimensat(parent.fd, leaf, timesOf(h.mtime), timesOf(h.mtime), AT_SYMLINK_NOFOLLOW);
           } catch (e) {
-            throw fsError(e, path, 'symlink');
+            throw fsError(e, this.show(path), 'symlink');
           }
           return;
         }
@@ -694,32 +700,32 @@ class Extractor implements TarHandler {
     try {
       return openat2(dirfd, name, flags, mode, CONFINED);
     } catch (e) {
-      throw fsError(e, path, 'open');
+      throw fsError(e, this.show(path), 'open');
     }
   }
 
   private hardlink(h: TarHeader, parent: Level, leaf: string, path: string): void {
     const t = posix.normalize(h.linkname.replace(/^\/+/, ''));
     if (t === '..' || t.startsWith('../') || t === '.' || t === '') {
-      throw invalidArgument('CP_HARDLINK_BREAKOUT', `invalid hardlink ${JSON.stringify(posix.join(this.basePath, h.linkname))} -> ${JSON.stringify(h.linkname)}`);
+      throw invalidArgument('CP_HARDLINK_BREAKOUT', `invalid hardlink ${JSON.stringify(this.show(posix.join(this.basePath, h.linkname)))} -> ${JSON.stringify(h.linkname)}`);
     }
     const comps = t.split('/');
     const tleaf = comps.pop()!;
     const r = this.view.resolve(comps.join('/') || '.', { from: this.base, follow: true });
     try {
-      if (!r.node || !isDir(r.node.st)) throw fsError(errnoError('ENOENT', 'missing'), this.join(this.basePath, t), 'link');
+      if (!r.node || !isDir(r.node.st)) throw fsError(errnoError('ENOENT', 'missing'), this.show(this.join(this.basePath, t)), 'link');
       const tpath = this.join(r.path, tleaf);
-      if (r.node.mount !== parent.mount || this.view.mountAt(tpath)) throw fsError(errnoError('EXDEV', 'cross mount'), path, 'link');
+      if (r.node.mount !== parent.mount || this.view.mountAt(tpath)) throw fsError(errnoError('EXDEV', 'cross mount'), this.show(path), 'link');
       const st = fstatat(r.node.fd, tleaf, AT_SYMLINK_NOFOLLOW, true);
-      if (!st) throw fsError(errnoError('ENOENT', 'missing'), tpath, 'link');
-      if (isDir(st)) throw invalidArgument('CP_HARDLINK_DIR', `invalid hardlink ${JSON.stringify(path)} -> ${JSON.stringify(h.linkname)}: a directory`);
+      if (!st) throw fsError(errnoError('ENOENT', 'missing'), this.show(tpath), 'link');
+      if (isDir(st)) throw invalidArgument('CP_HARDLINK_DIR', `invalid hardlink ${JSON.stringify(this.show(path))} -> ${JSON.stringify(h.linkname)}: a directory`);
       linkat(r.node.fd, tleaf, parent.fd, leaf, 0);
       // as Docker's createTarFile: the link entry's owner is applied (to the shared inode,
       // which clears its setuid/setgid bits); its mode is not
       const own = this.owner(h);
       if (own) fchownat(parent.fd, leaf, own[0], own[1], AT_SYMLINK_NOFOLLOW);
     } catch (e) {
-      throw fsError(e, path, 'link');
+      throw fsError(e, this.show(path), 'link');
     } finally {
       r.close();
     }
@@ -742,7 +748,7 @@ class Extractor implements TarHandler {
         closeSync(fd);
       }
     } catch (e) {
-      throw fsError(e, path, 'mknod');
+      throw fsError(e, this.show(path), 'mknod');
     }
   }
 
@@ -753,7 +759,7 @@ class Extractor implements TarHandler {
       try {
         off += writeSync(this.file.fd, chunk, off, chunk.length - off);
       } catch (e) {
-        throw fsError(e, this.file.path, 'write');
+        throw fsError(e, this.show(this.file.path), 'write');
       }
     }
   }
@@ -841,6 +847,42 @@ export function rebaseArchive(source: Readable, from: string, to: string): Reada
     },
   });
   return streamPipeline(source, out, () => {});
+}
+
+/**
+ * Writes a stream into `out` without ending it (stdout, or the caller's stream): waits for
+ * 'drain', and fails when `out` fails or closes early (a closed pipe) instead of waiting.
+ */
+export async function pump(stream: Readable, out: Writable, signal?: AbortSignal): Promise<void> {
+  let failed: Error | undefined;
+  const onError = (e: Error) => (failed ??= e);
+  const onClose = () => (failed ??= Object.assign(new Error('the output was closed'), { code: 'EPIPE' }));
+  out.on('error', onError);
+  out.on('close', onClose);
+  try {
+    for await (const c of stream) {
+      if (signal?.aborted) throw abortError(signal);
+      if (failed) throw failed;
+      if (!out.write(c)) {
+        await new Promise<void>((res) => {
+          const done = () => {
+            out.off('drain', done);
+            out.off('error', done);
+            out.off('close', done);
+            res();
+          };
+          out.on('drain', done);
+          out.on('error', done);
+          out.on('close', done);
+        });
+      }
+    }
+    if (failed) throw failed;
+  } finally {
+    out.off('error', onError);
+    out.off('close', onClose);
+    stream.destroy();
+  }
 }
 
 // ------------------------------------------------------------------ the CLI's copies
@@ -992,7 +1034,7 @@ function prepareArchiveCopy(src: CopyInfo, dst: CopyInfo): { dir: string; rebase
 function hostTar(path: string, name: string, signal?: AbortSignal): Readable {
   const [dir, base] = splitPathDirEntry(path);
   const top = base === '.' || base === '/' ? goClean(path) : dir;
-  const view = new FsView(top);
+  const view = new FsView(top, { prefix: top });
   let r: Resolved;
   try {
     r = base === '.' || base === '/' ? view.resolve('/') : view.resolve(base);
@@ -1017,7 +1059,7 @@ function hostTar(path: string, name: string, signal?: AbortSignal): Readable {
 async function extractOnHost(content: Readable, src: CopyInfo, dstPath: string, signal?: AbortSignal): Promise<void> {
   const dst = copyInfoDestinationPath(dstPath);
   const { dir, rebase } = prepareArchiveCopy(src, dst);
-  const view = new FsView(dir);
+  const view = new FsView(dir, { prefix: dir });
   try {
     const stream = rebase ? rebaseArchive(content, rebase[0], rebase[1]) : content;
     await extractToDir(view, '/', stream, 'host', { noOverwriteDirNonDir: true, owner: 'caller', ...(signal ? { signal } : {}) });
@@ -1049,12 +1091,7 @@ export async function copyFromContainer(ep: ArchiveEndpoint, srcPath: string, ds
   const { stat, stream } = await orNoSuchPath(ep.getArchive(src), ep, src);
   if (typeof dstPath !== 'string' || dst === '-') {
     // the caller's stream (or stdout) is written, not ended
-    const out = typeof dstPath === 'string' ? process.stdout : dstPath;
-    try {
-      for await (const c of stream) if (!out.write(c)) await once(out, 'drain');
-    } finally {
-      stream.destroy();
-    }
+    await pump(stream, typeof dstPath === 'string' ? process.stdout : dstPath, opts.signal);
     return;
   }
   const info: CopyInfo = { path: src, exists: true, isDir: goModeHas(stat.mode, GoMode.Dir), rebaseName };

@@ -154,7 +154,11 @@ export class FsView {
    * symbolic link lands where the runtime mounted it. Mounts whose source is missing are left
    * out (the runtime creates them at start).
    */
-  constructor(rootfs: string, opts: { readOnly?: boolean; mounts?: readonly ViewMount[]; createTargets?: boolean } = {}) {
+  /** how paths are shown in messages: as the container sees them, or (`prefix`) as host paths */
+  private readonly prefix: string;
+
+  constructor(rootfs: string, opts: { readOnly?: boolean; mounts?: readonly ViewMount[]; createTargets?: boolean; prefix?: string } = {}) {
+    this.prefix = (opts.prefix ?? '').replace(/\/+$/, '');
     this.root = { target: '/', source: rootfs, readOnly: !!opts.readOnly, kind: 'rootfs' };
     this.rootFd = openat2(AT_FDCWD, rootfs, O_PATH | O_DIRECTORY, 0, 0);
     const depth = (p: string) => p.split('/').filter(Boolean).length;
@@ -200,6 +204,12 @@ export class FsView {
 
   close(): void {
     close(this.rootFd);
+  }
+
+  /** A path of the view as messages show it. */
+  show(path: string): string {
+    if (!this.prefix) return path;
+    return path === '/' ? this.prefix || '/' : this.prefix + path;
   }
 
   /** The mounts in the view (besides the root file system), by resolved target. */
@@ -284,35 +294,35 @@ export class FsView {
           try {
             fd = openEntry(top.fd, c);
           } catch (e) {
-            if (errnoCode(e) !== 'ENOENT') throw fsError(e, childPath);
+            if (errnoCode(e) !== 'ENOENT') throw fsError(e, this.show(childPath));
             if (create) {
               checkWritable(top.mount);
               try {
                 mkdirat(top.fd, c, 0o755);
               } catch (e2) {
-                if (errnoCode(e2) !== 'EEXIST') throw fsError(e2, childPath, 'mkdir');
+                if (errnoCode(e2) !== 'EEXIST') throw fsError(e2, this.show(childPath), 'mkdir');
               }
               try {
                 fd = openEntry(top.fd, c);
               } catch (e2) {
-                throw fsError(e2, childPath);
+                throw fsError(e2, this.show(childPath));
               }
             } else if (last || lexical) {
               const rest = pending.filter((x) => x !== '.');
               return done({ path: posix.normalize([childPath, ...rest].join('/')), stack, name: c, node: undefined });
             } else {
-              throw fsError(e, childPath);
+              throw fsError(e, this.show(childPath));
             }
           }
           owned.add(fd);
           node = { fd, st: statFd(fd), mount: top.mount, mountRoot: false };
         }
         if (isLink(node.st) && (!last || follow)) {
-          if (++links > MAX_LINKS) throw fsError(errnoError('ELOOP', 'too many links'), childPath);
+          if (++links > MAX_LINKS) throw fsError(errnoError('ELOOP', 'too many links'), this.show(childPath));
           const target = readlinkat(node.fd, '');
           owned.delete(node.fd);
           close(node.fd);
-          if (target === '') throw fsError(errnoError('ENOENT', 'empty link'), childPath);
+          if (target === '') throw fsError(errnoError('ENOENT', 'empty link'), this.show(childPath));
           if (target.startsWith('/')) while (stack.length > 1) pop();
           pending = [...target.split('/').filter((x) => x !== '' && x !== '.'), ...pending];
           continue;
@@ -322,7 +332,7 @@ export class FsView {
           stack.push({ fd: node.fd, path: childPath, mount: node.mount });
           continue;
         }
-        if (!last) throw fsError(errnoError('ENOTDIR', 'not a directory'), `${childPath}/${pending.join('/')}`);
+        if (!last) throw fsError(errnoError('ENOTDIR', 'not a directory'), this.show(`${childPath}/${pending.join('/')}`));
         return done({ path: childPath, stack, name: c, node });
       }
       // nothing left: the walk ended on a directory of the stack (`/`, `x/..`)
@@ -347,8 +357,8 @@ export class FsView {
    */
   remove(dir: Level, name: string): void {
     const path = dir.path === '/' ? '/' + name : `${dir.path}/${name}`;
-    if (this.holdsMount(path)) throw fsError(errnoError('EBUSY', 'mount point'), path, 'unlinkat');
-    removeAt(dir.fd, name, path);
+    if (this.holdsMount(path)) throw fsError(errnoError('EBUSY', 'mount point'), this.show(path), 'unlinkat');
+    removeAt(dir.fd, name, this.show(path));
   }
 }
 

@@ -11,7 +11,6 @@ import { run } from '../sys/exec.js';
 import { LowerView } from '../archive/overlayfs.js';
 import { readFile, rm } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
-import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { hostname as osHostname } from 'node:os';
@@ -59,7 +58,7 @@ import { ContainerStore } from './store.js';
 import { VolumeStore } from './volumes.js';
 import { randomName, validateName } from './names.js';
 import { inspectContainer } from './inspect.js';
-import { archivePath, copyFromContainer, copyToContainer, exportTree, extractToDir, statPath, type ArchiveEndpoint, type ExtractOptions, type PathStat } from './copy.js';
+import { archivePath, copyFromContainer, copyToContainer, exportTree, extractToDir, pump, statPath, type ArchiveEndpoint, type ExtractOptions, type PathStat } from './copy.js';
 import { FsView, type ViewMount } from './fsview.js';
 import { defaultHostConfig, initialState, ZERO_TIME, type ContainerRecord, type HostConfig } from './types.js';
 
@@ -836,7 +835,11 @@ export class ContainerManager {
     });
   }
 
-  /** Runs `fn` with the container's root file system mounted (mounting a stopped one for the time of the call). */
+  /**
+   * Runs `fn` with the container's root file system mounted (mounting a stopped one for the
+   * time of the call). Paths under it are host paths: of a running container, they must not
+   * be resolved and then used (CVE-2018-15664); the copy operations below walk fds instead.
+   */
   async withRootfs<T>(ref: string, fn: (rootfs: string) => Promise<T>, opts: { write?: boolean } = {}): Promise<T> {
     const c = await this.get(ref);
     const rootfs = this.rootfs(c.id);
@@ -1016,8 +1019,7 @@ export class ContainerManager {
     if (!was) await this.ensureMounted(c, { write: false });
     const view = new FsView(rootfs);
     try {
-      const stream = exportTree(view, opts);
-      for await (const chunk of stream) if (!out.write(chunk)) await once(out, 'drain');
+      await pump(exportTree(view, opts), out, opts.signal);
     } finally {
       view.close();
       if (!was && !this.store.get(c.id)?.state.Running) unmount(rootfs);
