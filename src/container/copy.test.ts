@@ -418,3 +418,53 @@ test('extracting into a container (PUT /containers/{id}/archive): the tree and t
   process.stdout.write(`# compared ${PUT_CASES.length} extractions with Docker's archive endpoint\n`);
   assert.deepEqual(mine, theirs);
 });
+
+// ------------------------------------------------------------------ hostile archives through cp -
+
+test('hostile archives (the security corpus) extracted into a container by cp - stay in the container or are refused (RELIABILITY 1–4, 32)', async () => {
+  const corpus = join(FIXTURES, '..', 'test', 'security');
+  const tars = readdirSync(corpus).filter((n) => n.endsWith('.tar') && !n.endsWith('.oci.tar'));
+  const name = `lbcp-hostile-${process.pid}`;
+  const id = ok(['run', '-d', '--name', name, '--network', 'none', BB, 'sleep', '1000']).trim();
+  const rootfs = join(root, 'containers', id, 'rootfs');
+  // victims where `..` from the root file system would lead, and names the archives aim at
+  const victims = [join(root, 'containers', id, 'victim'), join(root, 'containers', 'victim'), join(root, 'victim')];
+  for (const v of victims) {
+    mkdirSync(v, { recursive: true });
+    writeFileSync(join(v, 'x'), 'victim\n');
+  }
+  const watched = ['/', '/etc', '/tmp', root, join(root, 'containers'), join(root, 'containers', id), ...victims];
+  const snapshot = () => watched.map((d) => `${d}: ${readdirSync(d).filter((n) => !n.startsWith('lb-') && !n.startsWith('.')).sort().join(' ')}`).concat(victims.map((v) => `${v}/x ${readFileSync(join(v, 'x'), 'utf8')} ${statSync(join(v, 'x')).mode}`), [`/etc/passwd ${createHash('sha256').update(readFileSync('/etc/passwd')).digest('hex')}`]);
+  const before = snapshot();
+  const engine = await Engine.open({ root });
+  const outcomes: string[] = [];
+  try {
+    const cm = await engine.containers();
+    for (const [i, t] of tars.entries()) {
+      ok(['exec', name, 'mkdir', '-p', `/h/${i}`]);
+      try {
+        await cm.putArchive(name, `/h/${i}`, Readable.from([readFileSync(join(corpus, t))]));
+        outcomes.push(`${t}: contained`);
+      } catch (e) {
+        assert.ok(e instanceof EngineError, `${t}: ${String(e)}`);
+        outcomes.push(`${t}: refused (${e.code})`);
+      }
+    }
+  } finally {
+    engine.close();
+  }
+  // the CLI path too: the write-through-symlink case from stdin
+  const r = lb(root, ['cp', '-', `${name}:/h`], { input: readFileSync(join(corpus, 'item2-write-through-symlink.tar')) });
+  outcomes.push(`cp - item2-write-through-symlink.tar: ${r.code === 0 ? 'contained' : 'refused: ' + r.stderr.trim()}`);
+  assert.ok(existsSync(rootfs));
+  const after = snapshot();
+  process.stdout.write(`# ${outcomes.join('; ')}\n`);
+  // what was extracted can be removed by the engine (no path past PATH_MAX was made)
+  ok(['rm', '-f', name]);
+  assert.ok(!existsSync(join(root, 'containers', id)));
+  assert.deepEqual(after, before, 'nothing outside the container changed');
+  for (const v of outcomes) assert.doesNotMatch(v, /PATH_TOO|FS_ERROR.*ENAMETOOLONG/);
+  assert.match(outcomes.find((o) => o.startsWith('item7-resolved-path-too-long'))!, /refused \(CP_TOO_DEEP\)/);
+  assert.match(outcomes.find((o) => o.startsWith('CVE-2024-28863-deep-via-symlinks'))!, /refused \(CP_TOO_DEEP\)/);
+  for (const v of victims.slice(1)) rmSync(v, { recursive: true, force: true });
+});

@@ -625,6 +625,7 @@ class Extractor implements TarHandler {
     const path = this.join(parent.path, leaf);
     const mnt = this.view.mountAt(path);
     checkWritable(mnt ?? parent.mount);
+    if (!mnt) this.view.checkCreatable(parent, leaf);
     let existing: RawStat | null;
     let mountNode: Node | undefined;
     try {

@@ -45,6 +45,8 @@ const O_DIRECTORY = 0o200000;
 export const CONFINED = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 /** Linux's limit on links followed in one resolution */
 const MAX_LINKS = 40;
+const MAX_DEPTH = 1024;
+const PATH_MAX = 4096;
 
 export interface ViewMount {
   /** where the container sees it: absolute and clean (resolved like the runtime resolved it) */
@@ -104,6 +106,10 @@ export function fsError(e: unknown, path: string, op = 'lstat'): EngineError {
     EROFS: 'read-only file system',
     ENOSPC: 'no space left on device',
     EDQUOT: 'disk quota exceeded',
+    EINVAL: 'invalid argument',
+    EPERM: 'operation not permitted',
+    EACCES: 'permission denied',
+    ENAMETOOLONG: 'file name too long',
   };
   const what = code && text[code] ? text[code] : msg;
   if (code === 'ENOENT') return notFound('PATH_NOT_FOUND', `${op} ${path}: ${what}`, { cause: e });
@@ -228,6 +234,23 @@ export class FsView {
     return false;
   }
 
+  /**
+   * What is created must stay reachable by path for the rest of the engine (removal, commit,
+   * another copy): no deeper than 1024 directories and no host path of PATH_MAX or more, as
+   * the layer extractor's rule (a tar's links can nest far beyond either).
+   */
+  checkCreatable(dir: Level, name: string): void {
+    const rel = dir.path.slice(dir.mount.target === '/' ? 0 : dir.mount.target.length);
+    const host = `${dir.mount.source.replace(/\/+$/, '')}${rel === '/' ? '' : rel}/${name}`;
+    const depth = dir.path.split('/').filter(Boolean).length + 1;
+    if (depth > MAX_DEPTH || Buffer.byteLength(host) >= PATH_MAX) {
+      const shown = this.show(dir.path === '/' ? '/' + name : `${dir.path}/${name}`);
+      throw invalidArgument('CP_TOO_DEEP', `${shown.length > 80 ? shown.slice(0, 80) + '…' : shown}: resolves to a path ${depth > MAX_DEPTH ? `deeper than ${MAX_DEPTH} directories` : `longer than ${PATH_MAX} bytes`}`, {
+        hint: 'the archive nests directories (through its symbolic links) beyond what a file system path can name',
+      });
+    }
+  }
+
   /** The level of `/`, borrowed (never closed by a walk). */
   rootLevel(): Level {
     return { fd: this.rootFd, path: '/', mount: this.root };
@@ -297,6 +320,7 @@ export class FsView {
             if (errnoCode(e) !== 'ENOENT') throw fsError(e, this.show(childPath));
             if (create) {
               checkWritable(top.mount);
+              this.checkCreatable(top, c);
               try {
                 mkdirat(top.fd, c, 0o755);
               } catch (e2) {
