@@ -387,6 +387,9 @@ test('extracting into a container (PUT /containers/{id}/archive): the tree and t
     assert.ok(mine[PUT_CASES[0]!.name]!.tree!.includes('ok/top/f file 755 0:0 6  1704067200'));
     assert.equal(mine['into a missing directory']!.outcome, `error: Could not find the file /p/nonexist in container ${name}`);
     assert.equal(mine['into a file']!.outcome, 'error: extraction point is not a directory');
+    // a stream that ends inside a file (a client gone): refused, and no half file is left
+    await assert.rejects(cm.putArchive(name, '/p/ok', Readable.from([readFileSync(join(FIXTURES, '..', 'test', 'security', 'truncated-file-data.tar'))])), /truncated/);
+    await assert.rejects(cm.stat(name, '/p/ok/cut'), /Could not find the file/);
   } finally {
     engine.close();
     lb(root, ['rm', '-f', name]);

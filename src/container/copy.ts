@@ -35,6 +35,7 @@ import {
   linkat,
   fchownat,
   utimensat,
+  unlinkat,
   openat2,
   AT_FDCWD,
   AT_EMPTY_PATH,
@@ -526,7 +527,7 @@ const timesOf = (mtime: number): [number, number] => [Math.floor(mtime), Math.ro
 
 /** Docker's Unpack (pkg/archive) over the view's fds. */
 class Extractor implements TarHandler {
-  private file: { fd: number; h: TarHeader; path: string } | undefined;
+  private file: { fd: number; h: TarHeader; path: string; dirfd: number; name: string } | undefined;
   private readonly dirs: { rel: string; h: TarHeader }[] = [];
   private cached: { key: string; r: Resolved; level: Level } | undefined;
   /** something was removed: the cached parent may be gone (dropped before the next entry) */
@@ -671,7 +672,7 @@ class Extractor implements TarHandler {
       switch (h.type) {
         case 'file': {
           const fd = this.open(parent.fd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, path, 0o600);
-          this.file = { fd, h, path };
+          this.file = { fd, h, path, dirfd: parent.fd, name: leaf };
           return;
         }
         case 'symlink': {
@@ -800,12 +801,18 @@ class Extractor implements TarHandler {
     }
   }
 
+  /** After a failure (a truncated stream, a client gone): the file being written is removed, not left half. */
   dispose(): void {
-    this.uncache();
     if (this.file) {
       closeSync(this.file.fd);
+      try {
+        unlinkat(this.file.dirfd, this.file.name, 0);
+      } catch {
+        /* already gone */
+      }
       this.file = undefined;
     }
+    this.uncache();
   }
 }
 
