@@ -1,8 +1,10 @@
 /*
  * layerbox_sys: the few Linux system calls Node does not expose.
  * mknod, extended attributes on links, mount/umount, the new mount API for
- * overlayfs (no page-size limit on lowerdir), syncfs, renameat2 and persistent
- * network namespaces.
+ * overlayfs (no page-size limit on lowerdir), syncfs, renameat2, persistent
+ * network namespaces, and the *at family on directory fds (openat2, fstatat,
+ * mkdirat, mknodat, symlinkat, linkat, readlinkat, unlinkat, fchownat,
+ * utimensat, getdents) that confined tree walks are built from.
  * Every function is synchronous, takes plain strings/Buffers and throws an
  * Error carrying Node-style `code`, `errno`, `syscall` and `path` on failure.
  */
@@ -24,6 +26,9 @@
 #include <sys/un.h>
 #include <sched.h>
 #include <pthread.h>
+#include <dirent.h>
+#include <limits.h>
+#include <linux/openat2.h>
 
 #ifndef FSOPEN_CLOEXEC
 #define FSOPEN_CLOEXEC 0x00000001
@@ -57,6 +62,8 @@ static const char *errno_code(int e) {
     case ENAMETOOLONG: return "ENAMETOOLONG"; case ENOSYS: return "ENOSYS";
     case ENOTEMPTY: return "ENOTEMPTY"; case ELOOP: return "ELOOP"; case ENODATA: return "ENODATA";
     case ENOTSUP: return "ENOTSUP"; case E2BIG: return "E2BIG"; case EDQUOT: return "EDQUOT";
+    case EAGAIN: return "EAGAIN"; case EMFILE: return "EMFILE"; case ENFILE: return "ENFILE";
+    case ETXTBSY: return "ETXTBSY"; case EFBIG: return "EFBIG";
     default: return "EUNKNOWN";
   }
 }
@@ -386,6 +393,275 @@ static napi_value Shutdown(napi_env env, napi_callback_info info) {
   return undef(env);
 }
 
+/* ------------------------------------------------------------------ the *at family
+ * Every call takes a directory fd (AT_FDCWD = -100 for the working directory) and a name
+ * relative to it. Callers that confine a walk pass single components and O_NOFOLLOW /
+ * AT_SYMLINK_NOFOLLOW, so nothing is ever resolved through a symbolic link by the kernel.
+ */
+
+static int get_i32(napi_env env, napi_value v, int32_t *out) {
+  if (napi_get_value_int32(env, v, out) != napi_ok) { napi_throw_type_error(env, NULL, "expected a number"); return 0; }
+  return 1;
+}
+
+static int get_i64(napi_env env, napi_value v, int64_t *out) {
+  if (napi_get_value_int64(env, v, out) != napi_ok) { napi_throw_type_error(env, NULL, "expected a number"); return 0; }
+  return 1;
+}
+
+/*
+ * openat2(dirfd, path, flags, mode, resolve) -> fd. O_CLOEXEC is always added. `resolve` is
+ * openat2's RESOLVE_* mask. Without openat2 (Linux < 5.6) a single component is opened with
+ * openat(2) (the RESOLVE_* flags are then implied by O_NOFOLLOW and the absence of '/').
+ */
+static napi_value Openat2(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  int32_t dirfd; char *path; uint32_t flags, mode, resolve;
+  if (!get_i32(env, argv[0], &dirfd) || !get_str(env, argv[1], &path, 0)) return NULL;
+  if (!get_u32(env, argv[2], &flags) || !get_u32(env, argv[3], &mode) || !get_u32(env, argv[4], &resolve)) { free(path); return NULL; }
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = (uint64_t)flags | O_CLOEXEC;
+  how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+  how.resolve = resolve;
+  int fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+  if (fd < 0 && errno == ENOSYS) {
+    if (resolve && (strchr(path, '/') || strcmp(path, "..") == 0)) { free(path); return throw_errno(env, ENOSYS, "openat2", NULL); }
+    fd = openat(dirfd, path, (int)how.flags, (mode_t)how.mode);
+  }
+  if (fd < 0) { int e = errno; throw_errno(env, e, "openat2", path); free(path); return NULL; }
+  free(path);
+  napi_value r;
+  napi_create_int32(env, fd, &r);
+  return r;
+}
+
+static void set_num(napi_env env, napi_value o, const char *k, double v) {
+  napi_value x; napi_create_double(env, v, &x); napi_set_named_property(env, o, k, x);
+}
+static void set_big(napi_env env, napi_value o, const char *k, uint64_t v) {
+  napi_value x; napi_create_bigint_uint64(env, v, &x); napi_set_named_property(env, o, k, x);
+}
+
+/*
+ * fstatat(dirfd, path, flags) -> { dev, ino (bigint), mode, nlink, uid, gid, rdevMajor,
+ * rdevMinor, size, atimeSec, atimeNsec, mtimeSec, mtimeNsec } or null when absent (ENOENT)
+ * and flags has bit 0x80000000 (our own "missing is not an error" flag).
+ * AT_EMPTY_PATH with "" stats the fd itself (also an O_PATH fd).
+ */
+#define FSTATAT_OPTIONAL 0x80000000u
+static napi_value Fstatat(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  int32_t dirfd; char *path; uint32_t flags;
+  if (!get_i32(env, argv[0], &dirfd) || !get_str(env, argv[1], &path, 0)) return NULL;
+  if (!get_u32(env, argv[2], &flags)) { free(path); return NULL; }
+  struct stat st;
+  if (fstatat(dirfd, path, &st, (int)(flags & ~FSTATAT_OPTIONAL)) != 0) {
+    int e = errno;
+    if ((flags & FSTATAT_OPTIONAL) && (e == ENOENT)) { free(path); napi_value n; napi_get_null(env, &n); return n; }
+    throw_errno(env, e, "fstatat", path); free(path); return NULL;
+  }
+  free(path);
+  napi_value o;
+  napi_create_object(env, &o);
+  set_big(env, o, "dev", (uint64_t)st.st_dev);
+  set_big(env, o, "ino", (uint64_t)st.st_ino);
+  set_num(env, o, "mode", st.st_mode);
+  set_num(env, o, "nlink", (double)st.st_nlink);
+  set_num(env, o, "uid", st.st_uid);
+  set_num(env, o, "gid", st.st_gid);
+  set_num(env, o, "rdevMajor", major(st.st_rdev));
+  set_num(env, o, "rdevMinor", minor(st.st_rdev));
+  set_num(env, o, "size", (double)st.st_size);
+  set_num(env, o, "atimeSec", (double)st.st_atim.tv_sec);
+  set_num(env, o, "atimeNsec", (double)st.st_atim.tv_nsec);
+  set_num(env, o, "mtimeSec", (double)st.st_mtim.tv_sec);
+  set_num(env, o, "mtimeNsec", (double)st.st_mtim.tv_nsec);
+  return o;
+}
+
+/* mkdirat(dirfd, name, mode) */
+static napi_value Mkdirat(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  int32_t dirfd; char *name; uint32_t mode;
+  if (!get_i32(env, argv[0], &dirfd) || !get_str(env, argv[1], &name, 0)) return NULL;
+  if (!get_u32(env, argv[2], &mode)) { free(name); return NULL; }
+  if (mkdirat(dirfd, name, mode) != 0) { int e = errno; throw_errno(env, e, "mkdirat", name); free(name); return NULL; }
+  free(name);
+  return undef(env);
+}
+
+/* mknodat(dirfd, name, mode, major, minor) — mode includes the file type bits */
+static napi_value Mknodat(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  int32_t dirfd; char *name; uint32_t mode, maj, min;
+  if (!get_i32(env, argv[0], &dirfd) || !get_str(env, argv[1], &name, 0)) return NULL;
+  if (!get_u32(env, argv[2], &mode) || !get_u32(env, argv[3], &maj) || !get_u32(env, argv[4], &min)) { free(name); return NULL; }
+  if (mknodat(dirfd, name, mode, makedev(maj, min)) != 0) { int e = errno; throw_errno(env, e, "mknodat", name); free(name); return NULL; }
+  free(name);
+  return undef(env);
+}
+
+/* symlinkat(target, dirfd, name) */
+static napi_value Symlinkat(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  char *target, *name; int32_t dirfd;
+  if (!get_str(env, argv[0], &target, 0)) return NULL;
+  if (!get_i32(env, argv[1], &dirfd) || !get_str(env, argv[2], &name, 0)) { free(target); return NULL; }
+  if (symlinkat(target, dirfd, name) != 0) { int e = errno; throw_errno(env, e, "symlinkat", name); free(target); free(name); return NULL; }
+  free(target); free(name);
+  return undef(env);
+}
+
+/* linkat(olddirfd, oldname, newdirfd, newname, flags) */
+static napi_value Linkat(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  int32_t ofd, nfd; char *o, *n; uint32_t flags;
+  if (!get_i32(env, argv[0], &ofd) || !get_str(env, argv[1], &o, 0)) return NULL;
+  if (!get_i32(env, argv[2], &nfd) || !get_str(env, argv[3], &n, 0)) { free(o); return NULL; }
+  if (!get_u32(env, argv[4], &flags)) { free(o); free(n); return NULL; }
+  if (linkat(ofd, o, nfd, n, (int)flags) != 0) { int e = errno; throw_errno(env, e, "linkat", n); free(o); free(n); return NULL; }
+  free(o); free(n);
+  return undef(env);
+}
+
+/* readlinkat(dirfd, name) -> string; "" with an O_PATH fd of the link reads that link */
+static napi_value Readlinkat(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  int32_t dirfd; char *name;
+  if (!get_i32(env, argv[0], &dirfd) || !get_str(env, argv[1], &name, 0)) return NULL;
+  char *buf = malloc(PATH_MAX + 1);
+  if (!buf) { free(name); napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  ssize_t n = readlinkat(dirfd, name, buf, PATH_MAX + 1);
+  if (n < 0) { int e = errno; throw_errno(env, e, "readlinkat", name); free(buf); free(name); return NULL; }
+  if (n > PATH_MAX) { free(buf); free(name); return throw_errno(env, ENAMETOOLONG, "readlinkat", NULL); }
+  napi_value r;
+  napi_create_string_utf8(env, buf, (size_t)n, &r);
+  free(buf); free(name);
+  return r;
+}
+
+/* unlinkat(dirfd, name, flags): AT_REMOVEDIR (0x200) for a directory */
+static napi_value Unlinkat(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  int32_t dirfd; char *name; uint32_t flags;
+  if (!get_i32(env, argv[0], &dirfd) || !get_str(env, argv[1], &name, 0)) return NULL;
+  if (!get_u32(env, argv[2], &flags)) { free(name); return NULL; }
+  if (unlinkat(dirfd, name, (int)flags) != 0) { int e = errno; throw_errno(env, e, "unlinkat", name); free(name); return NULL; }
+  free(name);
+  return undef(env);
+}
+
+/* fchownat(dirfd, name, uid, gid, flags): AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH (also for O_PATH fds) */
+static napi_value Fchownat(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  int32_t dirfd; char *name; uint32_t uid, gid, flags;
+  if (!get_i32(env, argv[0], &dirfd) || !get_str(env, argv[1], &name, 0)) return NULL;
+  if (!get_u32(env, argv[2], &uid) || !get_u32(env, argv[3], &gid) || !get_u32(env, argv[4], &flags)) { free(name); return NULL; }
+  if (fchownat(dirfd, name, uid, gid, (int)flags) != 0) { int e = errno; throw_errno(env, e, "fchownat", name); free(name); return NULL; }
+  free(name);
+  return undef(env);
+}
+
+/* utimensat(dirfd, name, atimeSec, atimeNsec, mtimeSec, mtimeNsec, flags) */
+static napi_value Utimensat(napi_env env, napi_callback_info info) {
+  ARGS(7);
+  int32_t dirfd; char *name; int64_t as, an, ms, mn; uint32_t flags;
+  if (!get_i32(env, argv[0], &dirfd) || !get_str(env, argv[1], &name, 0)) return NULL;
+  if (!get_i64(env, argv[2], &as) || !get_i64(env, argv[3], &an) || !get_i64(env, argv[4], &ms) || !get_i64(env, argv[5], &mn) || !get_u32(env, argv[6], &flags)) { free(name); return NULL; }
+  struct timespec ts[2] = { { (time_t)as, (long)an }, { (time_t)ms, (long)mn } };
+  if (utimensat(dirfd, name, ts, (int)flags) != 0) { int e = errno; throw_errno(env, e, "utimensat", name); free(name); return NULL; }
+  free(name);
+  return undef(env);
+}
+
+/* readdirFd(fd) -> string[]: the names in an open directory (not . and ..), from its start; fd stays open */
+static napi_value ReaddirFd(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  int32_t fd;
+  if (!get_i32(env, argv[0], &fd)) return NULL;
+  int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (d < 0) return throw_errno(env, errno, "fcntl", NULL);
+  DIR *dir = fdopendir(d);
+  if (!dir) { int e = errno; close(d); return throw_errno(env, e, "fdopendir", NULL); }
+  rewinddir(dir);
+  napi_value arr;
+  napi_create_array(env, &arr);
+  uint32_t idx = 0;
+  for (;;) {
+    errno = 0;
+    struct dirent *de = readdir(dir);
+    if (!de) {
+      if (errno) { int e = errno; closedir(dir); return throw_errno(env, e, "readdir", NULL); }
+      break;
+    }
+    if (de->d_name[0] == '.' && (de->d_name[1] == 0 || (de->d_name[1] == '.' && de->d_name[2] == 0))) continue;
+    napi_value s;
+    napi_create_string_utf8(env, de->d_name, NAPI_AUTO_LENGTH, &s);
+    napi_set_element(env, arr, idx++, s);
+  }
+  closedir(dir);
+  return arr;
+}
+
+/* flistxattr(fd) -> string[] */
+static napi_value Flistxattr(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  int32_t fd;
+  if (!get_i32(env, argv[0], &fd)) return NULL;
+  char stackbuf[1024];
+  char *buf = stackbuf;
+  ssize_t n = flistxattr(fd, stackbuf, sizeof stackbuf);
+  if (n < 0 && errno == ERANGE) {
+    ssize_t need = flistxattr(fd, NULL, 0);
+    if (need >= 0) { buf = malloc(need + 1); n = buf ? flistxattr(fd, buf, need) : -1; }
+  }
+  napi_value arr;
+  napi_create_array(env, &arr);
+  if (n < 0) {
+    int e = errno;
+    if (buf != stackbuf) free(buf);
+    if (e == ENOTSUP) return arr;
+    return throw_errno(env, e, "flistxattr", NULL);
+  }
+  uint32_t idx = 0;
+  for (ssize_t off = 0; off < n;) {
+    size_t l = strnlen(buf + off, n - off);
+    napi_value s;
+    napi_create_string_utf8(env, buf + off, l, &s);
+    napi_set_element(env, arr, idx++, s);
+    off += l + 1;
+  }
+  if (buf != stackbuf) free(buf);
+  return arr;
+}
+
+/* fgetxattr(fd, name) -> Buffer | null */
+static napi_value Fgetxattr(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  int32_t fd; char *name;
+  if (!get_i32(env, argv[0], &fd) || !get_str(env, argv[1], &name, 0)) return NULL;
+  char stackbuf[256];
+  char *buf = stackbuf;
+  ssize_t n = fgetxattr(fd, name, stackbuf, sizeof stackbuf);
+  if (n < 0 && errno == ERANGE) {
+    ssize_t need = fgetxattr(fd, name, NULL, 0);
+    if (need >= 0) { buf = malloc(need + 1); n = buf ? fgetxattr(fd, name, buf, need) : -1; }
+  }
+  napi_value result;
+  if (n < 0) {
+    int e = errno;
+    if (buf != stackbuf) free(buf);
+    if (e == ENODATA || e == ENOTSUP) { free(name); napi_get_null(env, &result); return result; }
+    throw_errno(env, e, "fgetxattr", name); free(name); return NULL;
+  }
+  void *out;
+  napi_create_buffer_copy(env, n, buf, &out, &result);
+  if (buf != stackbuf) free(buf);
+  free(name);
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"mknod", NULL, Mknod, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -402,6 +678,19 @@ NAPI_MODULE_INIT() {
     {"seqpacketConnect", NULL, SeqpacketConnect, NULL, NULL, NULL, napi_enumerable, NULL},
     {"shutdown", NULL, Shutdown, NULL, NULL, NULL, napi_enumerable, NULL},
     {"newNetns", NULL, NewNetns, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"openat2", NULL, Openat2, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"fstatat", NULL, Fstatat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"mkdirat", NULL, Mkdirat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"mknodat", NULL, Mknodat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"symlinkat", NULL, Symlinkat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"linkat", NULL, Linkat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"readlinkat", NULL, Readlinkat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"unlinkat", NULL, Unlinkat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"fchownat", NULL, Fchownat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"utimensat", NULL, Utimensat, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"readdirFd", NULL, ReaddirFd, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"flistxattr", NULL, Flistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"fgetxattr", NULL, Fgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -599,10 +599,9 @@ const cp = command({
     const d = splitCpArg(dest!);
     if (s && d) throw new ExitError(1, 'copying between containers is not supported');
     if (!s && !d) throw new ExitError(1, 'must specify at least one container source');
-    const opts = { archive: !!o.archive, followLink: !!o.followLink };
-    if (s) await engine.containers.copyFrom(s.container, s.path, dest === '-' ? process.stdout : dest!, opts);
-    else if (src === '-') await engine.containers.copyArchiveTo(d!.container, process.stdin, d!.path, opts);
-    else await engine.containers.copyTo(d!.container, src!, d!.path, opts);
+    if (s) await engine.containers.copyFrom(s.container, s.path, dest === '-' ? process.stdout : dest!, { followLink: !!o.followLink });
+    else if (src === '-') await engine.containers.copyArchiveTo(d!.container, process.stdin, d!.path, { archive: !!o.archive });
+    else await engine.containers.copyTo(d!.container, src!, d!.path, { archive: !!o.archive, followLink: !!o.followLink });
   },
 });
 

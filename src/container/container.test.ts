@@ -389,7 +389,8 @@ test('cp both ways and export work on stopped and running containers without run
     ok(['cp', `${id}:/etc/motd`, join(work, 'motd')]);
     assert.equal(readFileSync(join(work, 'motd'), 'utf8'), 'Welcome to the busybox fixture\n');
     // a directory symlink planted in the container at the copy's destination, pointing at a
-    // host directory: the copy lands in the container, never through the link on the host
+    // host directory: nothing is written through the link on the host; as Docker's CLI asks
+    // (noOverwriteDirNonDir), the link is not replaced by the directory either
     const victim = join(work, 'victim');
     mkdirSync(victim, { recursive: true });
     ok(['start', '-a', id]); // mounts its root file system; `true` exits at once
@@ -398,11 +399,16 @@ test('cp both ways and export work on stopped and running containers without run
     symlinkSync(victim, join(upper, 'x', 'd'));
     mkdirSync(join(work, 'src', 'd'), { recursive: true });
     writeFileSync(join(work, 'src', 'd', 'planted'), 'no\n');
-    ok(['cp', join(work, 'src', 'd'), `${id}:/x/`]);
+    const planted = lb(root, ['cp', join(work, 'src', 'd'), `${id}:/x/`]);
+    assert.equal(planted.code, 1);
+    assert.match(planted.stderr, /cannot overwrite non-directory "\/x\/d" with directory "\/x"/);
     assert.deepEqual(readdirSync(victim), [], 'nothing written through the link on the host');
-    assert.ok(lstatSync(join(upper, 'x', 'd')).isDirectory() && existsSync(join(upper, 'x', 'd', 'planted')), 'the copy is in the container');
+    assert.ok(lstatSync(join(upper, 'x', 'd')).isSymbolicLink(), 'the link is left as it was');
+    ok(['cp', join(work, 'src', 'd'), `${id}:/x/e`]);
+    assert.ok(existsSync(join(upper, 'x', 'e', 'planted')), 'a copy to a new name is in the container');
     // cp - CONTAINER:DIR: a tar stream (here gzip) from stdin; not a layer (.wh. is a file);
-    // owners are root's, or the archive's with -a; a name escaping DIR is refused
+    // owners are the archive's, with or without -a (Docker's, when the container has no user);
+    // a name escaping DIR is re-rooted into it
     const srcDir = join(work, 'tarsrc');
     mkdirSync(join(srcDir, 'sub'), { recursive: true });
     writeFileSync(join(srcDir, 'sub', 'f'), 'from a tar\n');
@@ -417,7 +423,7 @@ test('cp both ways and export work on stopped and running containers without run
     put(['cp', '-', `${id}:/opt`], tgz);
     put(['cp', '-a', '-', `${id}:/tmp`], tgz);
     const listing = (dir: string) => execFileSync('tar', ['-tvf', '-'], { input: execFileSync(process.execPath, [join(FIXTURES, '..', 'bin', 'layerbox.js'), 'cp', `${id}:${dir}`, '-'], { env: { ...process.env, LAYERBOX_ROOT: root } }) }).toString();
-    assert.match(listing('/opt'), /0\/0 +11 .* opt\/sub\/f\n/);
+    assert.match(listing('/opt'), /1234\/1234 +11 .* opt\/sub\/f\n/);
     assert.match(listing('/opt'), /opt\/\.wh\.not-a-whiteout\n/);
     assert.match(listing('/opt'), /opt\/abs-link -> \/etc\/passwd\n/);
     assert.match(listing('/tmp'), /1234\/1234 +11 .* tmp\/sub\/f\n/);

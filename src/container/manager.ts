@@ -9,12 +9,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, lchownSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { run } from '../sys/exec.js';
 import { LowerView } from '../archive/overlayfs.js';
-import { unpackLayer } from '../archive/unpack.js';
 import { readFile, rm } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { hostname as osHostname } from 'node:os';
-import { conflict, failedPrecondition, invalidArgument, isEngineError, notFound } from '../errors/index.js';
+import { conflict, failedPrecondition, invalidArgument, isEngineError } from '../errors/index.js';
 import type { DB } from '../metadata/db.js';
 import { now } from '../metadata/db.js';
 import type { ContainerConfig } from '../oci/types.js';
@@ -42,6 +41,8 @@ import {
   readLogs,
   imageVolumes,
   resolveInRoot,
+  resolveUser,
+  cleanContainerPath,
   type Runtime,
   type RunOptions,
   type ContainerPaths,
@@ -56,7 +57,8 @@ import { ContainerStore } from './store.js';
 import { VolumeStore } from './volumes.js';
 import { randomName, validateName } from './names.js';
 import { inspectContainer } from './inspect.js';
-import { containerPath, copyFromContainer, copyToContainer, writeTree } from './copy.js';
+import { archivePath, copyFromContainer, copyToContainer, exportTree, extractToDir, pump, statPath, type ArchiveEndpoint, type ExtractOptions, type PathStat } from './copy.js';
+import { FsView, type ViewMount } from './fsview.js';
 import { defaultHostConfig, initialState, ZERO_TIME, type ContainerRecord, type HostConfig } from './types.js';
 
 export interface CreateRequest {
@@ -831,7 +833,11 @@ export class ContainerManager {
     });
   }
 
-  /** Runs `fn` with the container's root file system mounted (mounting a stopped one for the time of the call). */
+  /**
+   * Runs `fn` with the container's root file system mounted (mounting a stopped one for the
+   * time of the call). Paths under it are host paths: of a running container, they must not
+   * be resolved and then used (CVE-2018-15664); the copy operations below walk fds instead.
+   */
   async withRootfs<T>(ref: string, fn: (rootfs: string) => Promise<T>, opts: { write?: boolean } = {}): Promise<T> {
     const c = await this.get(ref);
     const rootfs = this.rootfs(c.id);
@@ -845,46 +851,177 @@ export class ContainerManager {
     }
   }
 
-  async copyFrom(ref: string, src: string, dest: string | Writable, opts: { archive?: boolean } = {}): Promise<void> {
-    await this.withRootfs(ref, async (rootfs) => {
-      if (typeof dest === 'string') return copyFromContainer(rootfs, src, dest, opts);
-      const p = await containerPath(rootfs, src);
-      if (!existsSync(p)) throw notFound('CP_NO_SOURCE', `Could not find the file ${src} in container ${ref}`);
-      await writeTree(rootfs, relative(rootfs, p), dest);
-    });
+  /**
+   * The container's mounts as the copy code sees them (besides the root file system): binds,
+   * volumes (named, anonymous, the image's), and the etc files of its network, as Docker's
+   * daemon.mountVolumes mounts them for an archive operation. tmpfs mounts are not reachable
+   * from the host and are left out (as Docker does).
+   */
+  private viewMounts(c: ContainerRecord): ViewMount[] {
+    const out: ViewMount[] = [];
+    const taken = new Set<string>();
+    for (const m of c.hostConfig.Mounts) {
+      if (m.Type === 'tmpfs') taken.add(cleanContainerPath(m.Target));
+      if (m.Type !== 'bind') continue;
+      out.push({ target: cleanContainerPath(m.Target), source: m.Source, readOnly: m.ReadOnly, kind: 'bind' });
+      taken.add(cleanContainerPath(m.Target));
+    }
+    for (const r of this.d.db.prepare('SELECT volume, destination FROM container_volumes WHERE container_id = ?').all(c.id) as { volume: string; destination: string }[]) {
+      const target = cleanContainerPath(r.destination);
+      if (taken.has(target) || !this.volumes.has(r.volume)) continue;
+      const ro = c.hostConfig.Mounts.find((m) => cleanContainerPath(m.Target) === target)?.ReadOnly ?? false;
+      out.push({ target, source: this.volumes.mountpoint(r.volume), readOnly: ro, kind: 'volume' });
+      taken.add(target);
+    }
+    for (const [file, target] of [
+      ['resolv.conf', '/etc/resolv.conf'],
+      ['hostname', '/etc/hostname'],
+      ['hosts', '/etc/hosts'],
+    ] as const) {
+      const source = join(this.dir(c.id), file);
+      if (taken.has(target) || !existsSync(source)) continue;
+      out.push({ target, source, readOnly: c.hostConfig.ReadonlyRootfs, kind: 'etc' });
+    }
+    return out;
   }
 
-  async copyTo(ref: string, src: string, dest: string, opts: { archive?: boolean } = {}): Promise<void> {
-    await this.withRootfs(ref, (rootfs) => copyToContainer(rootfs, src, dest, opts), { write: true });
+  /**
+   * Before a copy with a container that has not run yet: its named volumes and bind sources
+   * exist, as Docker has them from `create` on (a volume new to it gets the image's content
+   * at the mount point first, as at start). Anonymous volumes are made at start. Host side
+   * only: the root file system is not written (a read may not unshare a committed upper).
+   */
+  private async prepareMounts(c: ContainerRecord, rootfs: string): Promise<void> {
+    for (const m of c.hostConfig.Mounts) {
+      if (m.Type === 'bind' && !existsSync(m.Source)) mkdirSync(m.Source, { recursive: true });
+      if (m.Type !== 'volume' || !m.Source) continue;
+      const fresh = !this.volumes.has(m.Source);
+      const v = this.volumes.create(m.Source);
+      if (fresh) await this.volumes.populate(v.Name, await resolveInRoot(rootfs, m.Target));
+      this.volumes.link(c.id, v.Name, m.Target);
+    }
+  }
+
+  /**
+   * The container's file system as it sees it, for the time of a copy: the root file system
+   * mounted (a stopped container's for the time of the call) and walked through fds only.
+   * `release` closes the view and unmounts what was mounted for it; it runs once.
+   */
+  private async openView(ref: string, opts: { write?: boolean } = {}): Promise<{ c: ContainerRecord; view: FsView; release: () => void }> {
+    const c = await this.get(ref);
+    const rootfs = this.rootfs(c.id);
+    if (opts.write) await this.unshareUpper(c);
+    const was = await isMountPoint(rootfs);
+    if (!was) await this.ensureMounted(c, { write: !!opts.write });
+    let view: FsView;
+    try {
+      if (!c.state.Running) await this.prepareMounts(c, rootfs);
+      view = new FsView(rootfs, { readOnly: c.hostConfig.ReadonlyRootfs, mounts: this.viewMounts(c), createTargets: !!opts.write });
+    } catch (e) {
+      if (!was) unmount(rootfs);
+      throw e;
+    }
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      view.close();
+      if (was) return;
+      const now = this.store.get(c.id);
+      if (!now?.state.Running) {
+        try {
+          unmount(rootfs);
+        } catch {
+          /* in use by another copy: its release unmounts */
+        }
+      }
+    };
+    return { c, view, release };
+  }
+
+  /** `HEAD /containers/{id}/archive`: Docker's ContainerPathStat of a path in the container. */
+  async stat(ref: string, path: string): Promise<PathStat> {
+    const { view, release } = await this.openView(ref);
+    try {
+      return statPath(view, path, ref);
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * `GET /containers/{id}/archive`: the stat of a path and a tar stream of it (entries named
+   * from the path's base name, as Docker's). Errors (not found, …) come before any byte; the
+   * stream holds the container's file system until it ends or is destroyed.
+   */
+  async getArchive(ref: string, path: string, opts: { signal?: AbortSignal } = {}): Promise<{ stat: PathStat; stream: Readable }> {
+    const { view, release } = await this.openView(ref);
+    return archivePath(view, path, ref, { ...opts, done: release });
+  }
+
+  /**
+   * `PUT /containers/{id}/archive`: extracts a tar stream (plain, gzip, zstd) into the
+   * directory `path` of the container, binds and volumes included. Owners are the archive's;
+   * with `copyUIDGID`, the container's user's when it has one (Docker's tarCopyOptions).
+   */
+  async putArchive(ref: string, path: string, source: Readable | AsyncIterable<Buffer>, opts: { noOverwriteDirNonDir?: boolean; copyUIDGID?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+    const { c, view, release } = await this.openView(ref, { write: true });
+    try {
+      let owner: ExtractOptions['owner'] = 'archive';
+      if (opts.copyUIDGID && c.config.User) {
+        const u = await resolveUser(this.rootfs(c.id), c.config.User);
+        owner = { uid: u.uid, gid: u.gid };
+      }
+      await extractToDir(view, path, source, ref, { noOverwriteDirNonDir: !!opts.noOverwriteDirNonDir, owner, ...(opts.signal ? { signal: opts.signal } : {}) });
+    } finally {
+      release();
+    }
+  }
+
+  /** The archive operations on one container, as the CLI's copies use them. */
+  archiveEndpoint(ref: string): ArchiveEndpoint {
+    return {
+      name: ref,
+      stat: (p) => this.stat(ref, p),
+      getArchive: (p) => this.getArchive(ref, p),
+      putArchive: (p, source, o) => this.putArchive(ref, p, source, o),
+    };
+  }
+
+  /** `docker cp CONTAINER:SRC DEST|-` (`-L`: follow a link at SRC). */
+  async copyFrom(ref: string, src: string, dest: string | Writable, opts: { followLink?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+    await this.get(ref);
+    await copyFromContainer(this.archiveEndpoint(ref), src, dest, opts);
+  }
+
+  /** `docker cp SRC CONTAINER:DEST` (`-a`: the container user's owners, `-L`: follow a link at SRC). */
+  async copyTo(ref: string, src: string, dest: string, opts: { archive?: boolean; followLink?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+    await this.get(ref);
+    await copyToContainer(this.archiveEndpoint(ref), src, dest, { copyUIDGID: !!opts.archive, ...(opts.followLink ? { followLink: true } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
   }
 
   /**
    * `docker cp - CONTAINER:DIR`: extracts a tar stream (plain, gzip or zstd) into a directory
-   * of the container, with the layer extractor's confinement (nothing lands outside DIR, no
-   * link is written through). Not a layer: `.wh.` names are ordinary files. Owners are the
-   * archive's with `archive` (-a), else root's, as Docker.
+   * of the container. Not a layer: `.wh.` names are ordinary files.
    */
-  async copyArchiveTo(ref: string, source: Readable, dest: string, opts: { archive?: boolean } = {}): Promise<void> {
-    await this.withRootfs(
-      ref,
-      async (rootfs) => {
-        const dir = await containerPath(rootfs, dest);
-        let st;
-        try {
-          st = statSync(dir);
-        } catch {
-          throw notFound('CP_NO_DEST', `Could not find the file ${dest} in container ${ref}`);
-        }
-        if (!st.isDirectory()) throw invalidArgument('CP_DEST_NOT_DIR', `extraction point is not a directory: ${dest}`, { hint: 'with - as the source, the destination must be a directory' });
-        await unpackLayer({ source, compression: 'auto', target: dir, whiteouts: 'none', fresh: false, sameOwner: !!opts.archive, where: `${ref}:${dest}` });
-      },
-      { write: true },
-    );
+  async copyArchiveTo(ref: string, source: Readable, dest: string, opts: { archive?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+    await this.get(ref);
+    await copyToContainer(this.archiveEndpoint(ref), source, dest, { copyUIDGID: !!opts.archive, ...(opts.signal ? { signal: opts.signal } : {}) });
   }
 
-  /** `export`: the container's whole root file system as a tar stream. */
-  async export(ref: string, out: Writable): Promise<void> {
-    await this.withRootfs(ref, (rootfs) => writeTree(rootfs, '', out));
+  /** `export`: the container's root file system (not its volumes) as a tar stream. */
+  async export(ref: string, out: Writable, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const c = await this.get(ref);
+    const rootfs = this.rootfs(c.id);
+    const was = await isMountPoint(rootfs);
+    if (!was) await this.ensureMounted(c, { write: false });
+    const view = new FsView(rootfs);
+    try {
+      await pump(exportTree(view, opts), out, opts.signal);
+    } finally {
+      view.close();
+      if (!was && !this.store.get(c.id)?.state.Running) unmount(rootfs);
+    }
   }
 
   /** Network attachment (ports for `ps`). */

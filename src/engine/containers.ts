@@ -31,6 +31,7 @@ import type {
   LogEntry,
   LogsOptions,
   Port,
+  PathStat,
   PortMap,
   TopResponse,
   WaitCondition,
@@ -523,9 +524,24 @@ export class Containers {
     return { Id: r.id };
   }
 
-  // ------------------------------------------------------------------ files (cp)
+  // ------------------------------------------------------------------ files (cp, the archive endpoints)
 
-  async copyFrom(ref: string, src: string, dest: string | Writable, opts: { archive?: boolean; followLink?: boolean } = {}): Promise<void> {
+  /** HEAD /containers/{id}/archive: Docker's stat of a path in the container (binds, volumes and etc files included). */
+  async stat(ref: string, path: string): Promise<PathStat> {
+    return (await this.manager()).stat(ref, path);
+  }
+
+  /** GET /containers/{id}/archive: the stat and a tar stream of a path; the stream holds the container's file system until it ends. */
+  async getArchive(ref: string, path: string, opts: { signal?: AbortSignal } = {}): Promise<{ stat: PathStat; stream: Readable }> {
+    return (await this.manager()).getArchive(ref, path, opts);
+  }
+
+  /** PUT /containers/{id}/archive: extracts a tar stream (plain, gzip, zstd) into a directory of the container, confined to it. */
+  async putArchive(ref: string, path: string, source: Readable | AsyncIterable<Buffer>, opts: { noOverwriteDirNonDir?: boolean; copyUIDGID?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+    await (await this.manager()).putArchive(ref, path, source, opts);
+  }
+
+  async copyFrom(ref: string, src: string, dest: string | Writable, opts: { followLink?: boolean; signal?: AbortSignal } = {}): Promise<void> {
     await (await this.manager()).copyFrom(ref, src, dest, opts);
   }
 
