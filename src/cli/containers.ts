@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { createWriteStream, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { defaultRoot } from '../engine/engine.js';
-import { EngineError, isEngineError } from '../errors/index.js';
+import { EngineError, isEngineError, storageError } from '../errors/index.js';
 import type { AttachStreams } from '../runtime/index.js';
 import type { ContainerRecord } from '../container/types.js';
 import type { ContainerManager } from '../container/manager.js';
@@ -667,7 +667,8 @@ async function each(names: string[], fn: (n: string) => Promise<void>): Promise<
   for (const n of names) {
     try {
       await fn(n);
-    } catch (e) {
+    } catch (err) {
+      const e = storageError(err) ?? err;
       if (!isEngineError(e)) throw e;
       failed++;
       process.stderr.write(`Error response from daemon: ${e.describe()}\n`);
@@ -680,7 +681,8 @@ async function each(names: string[], fn: (n: string) => Promise<void>): Promise<
 async function wrap125<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
-  } catch (e) {
+  } catch (err) {
+    const e = storageError(err) ?? err;
     if (isEngineError(e)) {
       const code = (e as unknown as { exitCode?: number }).exitCode ?? 125;
       throw new ExitError(code, `layerbox: Error response from daemon: ${e.describe()}.\nSee 'layerbox run --help'.`);

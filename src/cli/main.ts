@@ -3,7 +3,7 @@
  * library, in-process (no daemon). Thin: parsing and printing only.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { EngineError, isEngineError } from '../errors/index.js';
+import { EngineError, isEngineError, storageError } from '../errors/index.js';
 import { Engine, type EngineOptions } from '../engine/engine.js';
 import { ExitError, VERSION, type Ctx } from './ctx.js';
 import { trace } from '../sys/trace.js';
@@ -108,6 +108,9 @@ export function handleError(e: unknown): number {
     // usage errors: Docker's CLI exits 125 on flag errors
     return e.exitCode === 0 ? 0 : 125;
   }
+  // a full disk, an I/O error: Docker's `… no space left on device (where): free space …`
+  const storage = storageError(e);
+  if (storage) e = storage;
   if (isEngineError(e)) {
     process.stderr.write(`Error: ${e.describe()}\n`);
     if (process.env.LAYERBOX_DEBUG && e.cause) process.stderr.write(String((e.cause as Error).stack ?? e.cause) + '\n');
@@ -118,7 +121,9 @@ export function handleError(e: unknown): number {
     process.stderr.write(`Error: ${err.message}\n`);
     return 1;
   }
-  process.stderr.write(`Error: ${(e as Error)?.stack ?? String(e)}\n`);
+  // an unexpected failure: its message; the JavaScript stack only with LAYERBOX_DEBUG=1
+  process.stderr.write(`Error: ${(e as Error)?.message ?? String(e)}\n`);
+  if (process.env.LAYERBOX_DEBUG && (e as Error)?.stack) process.stderr.write(`${(e as Error).stack}\n`);
   return 1;
 }
 
