@@ -1,4 +1,5 @@
 /** System commands: system df, info, version, and the generic inspect. */
+import { createInterface } from 'node:readline/promises';
 import { type Ctx, VERSION, ExitError } from './ctx.js';
 import { humanSize, since, table } from './format.js';
 import { printInspect } from './images.js';
@@ -56,13 +57,44 @@ export function registerSystemCommands(ctx: Ctx): void {
 
   system
     .command('check')
-    .description('Repair what interrupted commands left behind, then verify every blob, layer and image')
-    .action(async () => {
+    .description('Repair what interrupted commands left behind, then verify every blob, layer and image, and look for leftovers no record explains')
+    .option('--repair', 'also remove those leftovers (partial copies, snapshots, directories and mounts of containers that do not exist)')
+    .action(async (o: { repair?: boolean }) => {
       const engine = await ctx.engine();
-      const r = await engine.check();
+      const r = await engine.check({ repair: !!o.repair });
+      for (const x of r.repaired) ctx.out.write(`Repaired: ${x}\n`);
       ctx.out.write(`Checked ${r.blobs} blobs, ${r.layers} layers, ${r.images} images: ${r.problems.length ? r.problems.length + ' problem(s)' : 'no problems'}\n`);
       for (const p of r.problems) ctx.out.write(`  ${p}\n`);
-      if (r.problems.length) throw new ExitError(1);
+      if (r.problems.length) {
+        if (!o.repair) ctx.out.write('Run layerbox system check --repair to remove the leftovers.\n');
+        throw new ExitError(1);
+      }
+    });
+
+  system
+    .command('prune')
+    .description('Remove unused data')
+    .option('-a, --all', 'remove all unused images, not just dangling ones')
+    .option('-f, --force', 'do not prompt for confirmation')
+    .option('--volumes', 'prune anonymous volumes')
+    .action(async (o: { all?: boolean; force?: boolean; volumes?: boolean }) => {
+      if (!o.force) {
+        const items = ['all stopped containers', ...(o.volumes ? ['all anonymous volumes not used by at least one container'] : []), o.all ? 'all images without at least one container associated to them' : 'all dangling images'];
+        const rl = createInterface({ input: process.stdin, output: process.stdout });
+        const a = await rl.question(`WARNING! This will remove:\n${items.map((i) => `  - ${i}\n`).join('')}\nAre you sure you want to continue? [y/N] `);
+        rl.close();
+        if (!/^y(es)?$/i.test(a.trim())) return;
+      }
+      const engine = await ctx.engine();
+      const r = await engine.systemPrune({ all: !!o.all, volumes: !!o.volumes });
+      if (r.containers.length) ctx.out.write('Deleted Containers:\n' + r.containers.join('\n') + '\n\n');
+      if (r.volumes.length) ctx.out.write('Deleted Volumes:\n' + r.volumes.join('\n') + '\n\n');
+      if (r.images.length) {
+        ctx.out.write('Deleted Images:\n');
+        for (const ev of r.images) ctx.out.write('Untagged' in ev ? `untagged: ${ev.Untagged}\n` : `deleted: ${ev.Deleted}\n`);
+        ctx.out.write('\n');
+      }
+      ctx.out.write(`Total reclaimed space: ${humanSize(r.reclaimed)}\n`);
     });
 
   p.command('inspect')
