@@ -232,6 +232,12 @@ export class LayerApplier implements TarHandler {
         this._backlog -= chunk.length;
         this.wake();
       });
+      // a failed write (ENOSPC) is the applier's failure at once: the next chunk, drain and
+      // flush report it, and the rejection is never left unhandled meanwhile
+      this.chain.catch((e: unknown) => {
+        this.failure ??= e;
+        this.wake();
+      });
       return;
     }
     let off = 0;
@@ -352,12 +358,19 @@ export class LayerApplier implements TarHandler {
   /** Closes a half-written file after an error. */
   abort(): void {
     if (this.fd >= 0) {
-      try {
-        closeSync(this.fd);
-      } catch {
-        /* ignore */
-      }
+      const fd = this.fd;
       this.fd = -1;
+      const close = () => {
+        try {
+          closeSync(fd);
+        } catch {
+          /* ignore */
+        }
+      };
+      // writes behind may still be queued on it: close once they are done, never under them
+      // (a closed descriptor's number is soon another file's)
+      if (this.behind) void this.chain.then(close, close);
+      else close();
     }
   }
 

@@ -1,7 +1,7 @@
 /** Container commands: create, run, start, ps, stop, kill, restart, pause, unpause, rm, logs, exec, attach, wait, inspect, port, rename, top, prune, diff, commit, cp, export. */
 import { createWriteStream, existsSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
-import { isEngineError, EngineError } from '../errors/index.js';
+import { isEngineError, EngineError, storageError } from '../errors/index.js';
 import { defaultRoot, parseFilterArgs, parseReference, type AttachStreams, type CommitOptions, type ContainerSummary, type Engine, type ExecConfig } from '../engine/index.js';
 import { command, type CommandSpec } from './command.js';
 import { ExitError, type Ctx } from './ctx.js';
@@ -37,7 +37,8 @@ export async function each(names: string[], fn: (n: string) => Promise<void>): P
   for (const n of names) {
     try {
       await fn(n);
-    } catch (e) {
+    } catch (err) {
+      const e = storageError(err) ?? err;
       if (!isEngineError(e)) throw e;
       failed++;
       process.stderr.write(`Error response from daemon: ${e.describe()}\n`);
@@ -47,7 +48,8 @@ export async function each(names: string[], fn: (n: string) => Promise<void>): P
 }
 
 /** Errors before the container runs: Docker's `run`/`create` exit 125 (126/127 for an unrunnable command). */
-function runError(ctx: Ctx, e: unknown): unknown {
+function runError(ctx: Ctx, err: unknown): unknown {
+  const e = storageError(err) ?? err;
   if (isEngineError(e)) {
     const code = (e as unknown as { exitCode?: number }).exitCode ?? 125;
     return new ExitError(code, `layerbox: Error response from daemon: ${e.describe()}.\nSee '${ctx.commandPath} --help'.`);

@@ -4,7 +4,7 @@
  * answers printed; Docker's semantics live in the engine.
  */
 import { Engine, VERSION, trace, type EngineOptions } from '../engine/index.js';
-import { isEngineError } from '../errors/index.js';
+import { isEngineError, storageError } from '../errors/index.js';
 import { bashCompletion, command, execute, zshCompletion, type CommandSpec } from './command.js';
 import { containerCommands, containerGroup } from './containers.js';
 import { ExitError, type Ctx } from './ctx.js';
@@ -112,7 +112,9 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 /** What an error prints and the exit code it gives. Never a JavaScript stack, unless debugging. */
-export function report(e: unknown, debug: boolean): number {
+export function report(raw: unknown, debug: boolean): number {
+  // a full disk, an I/O error: `… no space left on device (where): free space …`
+  const e = storageError(raw) ?? raw;
   if (e instanceof ExitError) {
     if (e.message) process.stderr.write(e.message + '\n');
     return e.code;

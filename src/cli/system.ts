@@ -1,4 +1,5 @@
-/** System commands: system df, system check, info, version, and the generic inspect. */
+/** System commands: system df, system check, system prune, info, version, and the generic inspect. */
+import { createInterface } from 'node:readline/promises';
 import { parseReference, shortId, VERSION, type SystemDf } from '../engine/index.js';
 import { EngineError } from '../errors/index.js';
 import { command, type CommandSpec } from './command.js';
@@ -102,13 +103,48 @@ const df = command({
 const check = command({
   name: 'check',
   usage: '[OPTIONS]',
-  short: 'Repair what interrupted commands left behind, then verify every blob, layer and image',
+  short: 'Repair what interrupted commands left behind, then verify every blob, layer and image, and look for leftovers no record explains',
+  flags: { repair: flag.bool('repair', '', 'Also remove those leftovers (partial copies, snapshots, directories and mounts of containers that do not exist)') },
   args: { max: 0 },
-  async run(ctx) {
-    const r = await (await ctx.engine()).system.check();
+  async run(ctx, _a, o) {
+    const r = await (await ctx.engine()).system.check({ repair: !!o.repair });
+    for (const x of r.repaired) ctx.out.write(`Repaired: ${x}\n`);
     ctx.out.write(`Checked ${r.blobs} blobs, ${r.layers} layers, ${r.images} images: ${r.problems.length ? r.problems.length + ' problem(s)' : 'no problems'}\n`);
     for (const p of r.problems) ctx.out.write(`  ${p}\n`);
-    if (r.problems.length) throw new ExitError(1);
+    if (r.problems.length) {
+      if (!o.repair) ctx.out.write('Run layerbox system check --repair to remove the leftovers.\n');
+      throw new ExitError(1);
+    }
+  },
+});
+
+const prune = command({
+  name: 'prune',
+  usage: '[OPTIONS]',
+  short: 'Remove unused data',
+  flags: {
+    all: flag.bool('all', 'a', 'Remove all unused images not just dangling ones'),
+    force: flag.bool('force', 'f', 'Do not prompt for confirmation'),
+    volumes: flag.bool('volumes', '', 'Prune volumes'),
+  },
+  args: { max: 0 },
+  async run(ctx, _a, o) {
+    if (!o.force) {
+      const items = ['all stopped containers', ...(o.volumes ? ['all anonymous volumes not used by at least one container'] : []), o.all ? 'all images without at least one container associated to them' : 'all dangling images'];
+      const rl = createInterface({ input: process.stdin, output: process.stdout });
+      const a = await rl.question(`WARNING! This will remove:\n${items.map((i) => `  - ${i}\n`).join('')}\nAre you sure you want to continue? [y/N] `);
+      rl.close();
+      if (!/^y(es)?$/i.test(a.trim())) return;
+    }
+    const r = await (await ctx.engine()).system.prune({ all: !!o.all, volumes: !!o.volumes });
+    if (r.ContainersDeleted.length) ctx.out.write('Deleted Containers:\n' + r.ContainersDeleted.join('\n') + '\n\n');
+    if (r.VolumesDeleted.length) ctx.out.write('Deleted Volumes:\n' + r.VolumesDeleted.join('\n') + '\n\n');
+    if (r.ImagesDeleted.length) {
+      ctx.out.write('Deleted Images:\n');
+      for (const ev of r.ImagesDeleted) ctx.out.write(ev.Untagged ? `untagged: ${ev.Untagged}\n` : `deleted: ${ev.Deleted}\n`);
+      ctx.out.write('\n');
+    }
+    ctx.out.write(`Total reclaimed space: ${humanSize(r.SpaceReclaimed)}\n`);
   },
 });
 
@@ -179,5 +215,5 @@ export const systemCommands: CommandSpec<any>[] = [infoCmd, inspect, version];
 export const systemGroup = command({
   name: 'system',
   short: 'Manage layerbox',
-  commands: [check, df, { ...infoCmd }],
+  commands: [check, df, { ...infoCmd }, prune],
 });

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, readdirSync, existsSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { lb, lbp, lbAsync, tempRoot } from '../testing/cli.js';
+import { BIN, cliEnv, lb, lbp, lbAsync, tempRoot } from '../testing/cli.js';
 import { FIXTURES, walkTree, readExpected, compareWithExpected } from '../testing/tree.js';
 import { validateOci } from '../testing/oci-schema.js';
 import { startRegistry } from '../registry/testing/registries.js';
@@ -237,4 +237,62 @@ test('a stopped container committed, then started and changed again, leaves the 
   assert.equal(c.code, 0, c.stdout);
   ok(['rm', cid]);
   assert.equal(ok(['run', '--rm', 'test/shared:1', 'cat', '/data.txt']), 'one\n');
+});
+
+test('a container committed twice: the second image has one layer with every change since the image, the same as one commit of the same changes; diff, export, inspect and rmi -f/rm stay Docker-correct', () => {
+  // the same changes, made in two steps (committed in between) and in one
+  const first = 'echo a > /a; ln /a /alink; mkdir -p /d/x /o /usr/q/r; echo x > /d/x/f; echo 1 > /o/1; echo y >> /etc/passwd; rm /bin/ls; echo 1 > /usr/q/r/1; mkdir /wh; touch /wh/f';
+  const second = 'rm /a /alink; echo b > /b; rm -r /d; echo d > /d; echo z >> /o/1; chmod 700 /o; rm /bin/cat; mkdir /bin/cat; rm -r /usr; mkdir -p /usr/q; rm -r /wh; mkdir /wh; rm /etc/group';
+  const script = `if [ -e /a ]; then ${second}; else ${first}; fi`;
+  const snapshotDirs = () => readdirSync(join(root, 'snapshots')).filter((s) => /^\d+$/.test(s)).sort();
+  const before = snapshotDirs();
+  ok(['run', '--name', 'twice', '--network', 'none', BB, 'sh', '-c', script]);
+  ok(['commit', 'twice', 'test/twice:1']);
+  const lowerAfterFirst = JSON.parse(ok(['inspect', 'twice']))[0].GraphDriver.Data.LowerDir as string;
+  assert.equal(lowerAfterFirst.split(':').length, 3, 'after a commit the container continues on the committed layer: layer, init, image');
+  assert.deepEqual(readdirSync(JSON.parse(ok(['inspect', 'twice']))[0].GraphDriver.Data.UpperDir), [], 'with an empty upper dir');
+  ok(['start', '-a', 'twice']);
+  ok(['commit', 'twice', 'test/twice:2']);
+  ok(['run', '--name', 'once', '--network', 'none', BB, 'sh', '-c', `${first}; ${second}`]);
+  ok(['commit', 'once', 'test/once:1']);
+
+  // diff: every change since the image, as for the container that made them in one go
+  const sorted = (s: string) => s.trim().split('\n').sort();
+  assert.deepEqual(sorted(ok(['diff', 'twice'])), sorted(ok(['diff', 'once'])));
+  // the second commit: one layer over the image (Docker's commit holds all changes since the image)
+  const layers = (name: string) => JSON.parse(ok(['image', 'inspect', name]))[0].RootFS.Layers as string[];
+  assert.equal(layers('test/twice:2').length, 2);
+  assert.equal(layers('test/twice:2')[0], layers(BB)[0]);
+  // ...with the tar the single commit has (names, types, modes, owners, links; not times)
+  const tvf = (name: string) => {
+    const save = join(work, `${name.replace(/[/:]/g, '_')}.tar`);
+    ok(['save', '-o', save, name]);
+    const x = join(work, `x-${name.replace(/[/:]/g, '_')}`);
+    execFileSync('mkdir', ['-p', x]);
+    execFileSync('tar', ['-xf', save, '-C', x]);
+    const m = JSON.parse(readFileSync(join(x, 'manifest.json'), 'utf8'))[0];
+    return execFileSync('tar', ['--numeric-owner', '-tvf', join(x, m.Layers[1])])
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => {
+        const f = l.split(/\s+/);
+        return [f[0], f[1], f[2], ...f.slice(5)].join(' ');
+      });
+  };
+  assert.deepEqual(tvf('test/twice:2'), tvf('test/once:1'));
+  // export: the same tree
+  const names = (c: string) => execFileSync('tar', ['-t'], { input: execFileSync(process.execPath, [BIN, 'export', c], { env: cliEnv(root), maxBuffer: 256 << 20 }) }).toString().split('\n').sort();
+  assert.deepEqual(names('twice'), names('once'));
+  assert.equal(ok(['run', '--rm', 'test/twice:2', 'busybox', 'cat', '/b', '/o/1']), 'b\n1\nz\n');
+  assert.equal(ok(['run', '--rm', 'test/twice:1', 'cat', '/a', '/o/1']), 'a\n1\n');
+
+  // rmi -f of both images: the container keeps the layer it continues on and still runs
+  ok(['rmi', '-f', 'test/twice:1', 'test/twice:2']);
+  assert.equal(ok(['start', '-a', 'twice']), '');
+  assert.match(ok(['system', 'check']), /no problems/);
+  ok(['rm', 'twice', 'once']);
+  ok(['rmi', 'test/once:1']);
+  // everything of the two commits is gone with the containers: the snapshots are those there were before
+  assert.deepEqual(snapshotDirs(), before);
 });

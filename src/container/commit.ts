@@ -1,14 +1,22 @@
 /**
- * `diff` and `commit`. The container's writable layer (its overlay upper dir) is walked
- * once: the walk writes Docker's layer tar into a hash (the diffID) and a tar-split record,
- * while the upper dir is copied into the new layer's snapshot (cp -a, reflinks where the
- * file system has them) — the committed image is runnable at once, and the layer is never
- * extracted from a tar again. A running container is paused for the walk (Docker's `-p`).
+ * `diff` and `commit`. A container's changes since its image are its overlay upper dir —
+ * over the layer of its last commit, if it was committed before: a stopped container that
+ * is committed continues on the new layer (which holds exactly its changes) with an empty
+ * upper dir, so the commit copies no data, takes no space, and the next start copies
+ * nothing either (Snapshotter.setLower, ContainerManager.continueOnLocked). Docker's second
+ * commit of a container holds every change since the image in one layer: the upper dir is
+ * merged over the first commit's layer as hard links (snapshot/merge.ts).
+ *
+ * The new layer's files are made first (hard links of the stopped container's files; a
+ * copy of a running one's, paused meanwhile as Docker's `-p`); one walk of them then
+ * writes Docker's layer tar into a hash (the diffID) and a tar-split record — the committed
+ * image is runnable at once, and the layer is never extracted from a tar again.
  */
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { failedPrecondition, unsupported } from '../errors/index.js';
+import { errnoCode, failedPrecondition, storageError, unsupported } from '../errors/index.js';
 import { sha256, type Digest } from '../oci/digest.js';
 import { parseRepositoryTag } from '../oci/reference.js';
 import type { ContainerConfig, ImageConfig } from '../oci/types.js';
@@ -17,8 +25,12 @@ import { writeLayer } from '../archive/layerwriter.js';
 import { TarSplitWriter } from '../archive/tarsplit.js';
 import { applyChanges } from '../image/changes.js';
 import type { ImageStore } from '../image/images.js';
-import type { Snapshotter } from '../snapshot/snapshotter.js';
+import type { Snapshotter, Stack } from '../snapshot/snapshotter.js';
+import { linkTree, mergeLayers, withChanges } from '../snapshot/merge.js';
+import { umount2 } from '../sys/native.js';
+import type { StoreSpace } from '../metadata/space.js';
 import { run } from '../sys/exec.js';
+import { removeTree } from '../sys/fsutil.js';
 import type { ContainerManager } from './manager.js';
 import type { ContainerRecord } from './types.js';
 
@@ -37,74 +49,81 @@ export interface CommitDeps {
   snapshots: Snapshotter;
   containers: ContainerManager;
   tmpDir: string;
+  space?: StoreSpace;
 }
 
-function layerDirs(deps: CommitDeps, c: ContainerRecord): { upper: string; lowers: string[] } {
-  const m = deps.snapshots.mounts(c.snapshot)[0];
-  if (deps.snapshots.name !== 'overlay' || !m || m.type !== 'overlay' || !m.upper) {
+function layerStack(deps: { snapshots: Snapshotter }, c: ContainerRecord): Stack {
+  if (deps.snapshots.name !== 'overlay' || deps.snapshots.mounts(c.snapshot)[0]?.type !== 'overlay') {
     throw unsupported('COMMIT_NEEDS_OVERLAY', 'diff and commit read the container\'s overlay upper directory; this store uses the vfs driver', {
       hint: 'use a store with the overlay storage driver',
     });
   }
-  return { upper: m.upper, lowers: m.lowers ?? [] };
+  return deps.snapshots.stack(c.snapshot);
 }
 
-/** `docker diff`: A/C/D changes of the writable layer against the image, in Docker's order. */
+/** `docker diff`: A/C/D changes of the container against its image, in Docker's order. */
 export async function containerChanges(deps: CommitDeps, ref: string): Promise<Change[]> {
   const c = await deps.containers.get(ref);
-  const { upper, lowers } = layerDirs(deps, c);
-  return overlayChanges(upper, lowers);
+  return withChanges(layerStack(deps, c), deps.tmpDir, (dir, lowers) => overlayChanges(dir, lowers));
 }
 
 export async function commitContainer(deps: CommitDeps, ref: string, opts: CommitOptions = {}): Promise<{ id: Digest; tag?: string }> {
   // validate everything before any work: no partial image on bad input
   const target = opts.reference ? parseRepositoryTag(opts.reference) : undefined;
   applyChanges({}, opts.changes ?? []); // throws on an invalid instruction
-  const c = await deps.containers.get(ref);
-  const { upper, lowers } = layerDirs(deps, c);
-  const image = deps.images.get(c.imageId);
-  if (!image) throw failedPrecondition('COMMIT_NO_IMAGE', `the image of container ${c.name} is gone`);
+  const c0 = await deps.containers.get(ref);
+  layerStack(deps, c0);
+  const image = deps.images.get(c0.imageId);
+  if (!image) throw failedPrecondition('COMMIT_NO_IMAGE', `the image of container ${c0.name} is gone`);
   const parentConfig = await deps.images.config(image.id);
-
-  let paused = opts.pause !== false && c.state.Running && !c.state.Paused;
-  if (paused) await deps.containers.pause(c.id);
-  const resume = async () => {
-    if (!paused) return;
-    paused = false;
-    await deps.containers.unpause(c.id).catch(() => {});
-  };
-  const key = `commit-${randomBytes(8).toString('hex')}`;
-  const tsPath = join(deps.tmpDir, `${key}.tarsplit`);
-  let tarsplit: TarSplitWriter | undefined;
+  deps.space?.require(`cannot commit container ${c0.name}`);
   try {
-    // the copy and the walk read the same (frozen) upper dir at the same time. A stopped
-    // container's upper dir does not change until the container is written again: the new
-    // layer shares its inodes (cp -al, metadata only), and the container takes a private
-    // copy before its next write (ContainerManager.ensureMounted). A running one, paused
-    // only for the commit, gets a real copy.
-    const shared = !c.state.Running;
-    const dir = await deps.snapshots.prepare(key, undefined, { temporary: true });
-    tarsplit = new TarSplitWriter(tsPath);
-    if (shared) deps.containers.markUpperShared(c.id);
-    const copying = run('cp', shared ? ['-a', '-l', upper + '/.', dir + '/'] : ['-a', '--reflink=auto', upper + '/.', dir + '/']);
-    copying.catch(() => {});
+    if (!c0.state.Running) {
+      const r = await deps.containers.withLock(c0.id, async () => {
+        const c = await deps.containers.get(c0.id);
+        if (c.state.Running) return undefined; // started meanwhile: committed running, below
+        return commitStopped(deps, c, image.chain, parentConfig, opts, target);
+      });
+      if (r) return r;
+    }
+    return await commitRunning(deps, await deps.containers.get(c0.id), image.chain, parentConfig, opts, target);
+  } catch (e) {
+    throw storageError(e, undefined, `cannot commit container ${c0.name}`) ?? e;
+  }
+}
+
+type Target = ReturnType<typeof parseRepositoryTag> | undefined;
+
+/** The layer's files are in the temporary snapshot `key`: walk them, record the layer and the image. */
+async function record(
+  deps: CommitDeps,
+  c: ContainerRecord,
+  key: string,
+  dir: string,
+  lowers: string[],
+  chain: Digest[],
+  parentConfig: ImageConfig,
+  opts: CommitOptions,
+  target: Target,
+  then?: (chainId: Digest) => Promise<void>,
+): Promise<{ id: Digest; tag?: string }> {
+  const tsPath = join(deps.tmpDir, `${key}.tarsplit`);
+  let tarsplit: TarSplitWriter | undefined = new TarSplitWriter(tsPath);
+  try {
     let tarSize = 0;
-    const w = await writeLayer(upper, lowers, (chunk) => {
+    const w = await writeLayer(dir, lowers, (chunk) => {
       tarSize += chunk.length;
     }, { tarsplit });
-    await copying;
     const ts = tarsplit.finish();
     tarsplit = undefined;
-    // the layer is captured: the container runs on while the image is recorded
-    await resume();
-
-    const lease = await deps.images.layers.adoptPrepared(image.chain, key, { diffId: w.diffId as Digest, size: w.size, tarSize, tarsplit: { path: tsPath, ...ts } });
+    const lease = await deps.images.layers.adoptPrepared(chain, key, { diffId: w.diffId as Digest, size: w.size, tarSize, tarsplit: { path: tsPath, ...ts } });
     try {
       const config = newConfig(parentConfig, c, w.diffId as Digest, opts);
       const bytes = Buffer.from(JSON.stringify(config));
       const id = sha256(bytes);
       await deps.images.content.put(bytes, id);
-      deps.images.add(id, config, lease.chainIds, { ...(target ? { tags: [target] } : {}), parent: image.id });
+      deps.images.add(id, config, lease.chainIds, { ...(target ? { tags: [target] } : {}), parent: c.imageId as Digest });
+      await then?.(lease.chainIds[lease.chainIds.length - 1]!);
       return { id, ...(target ? { tag: target.familiarString() } : {}) };
     } finally {
       lease.release();
@@ -112,6 +131,92 @@ export async function commitContainer(deps: CommitDeps, ref: string, opts: Commi
   } catch (e) {
     tarsplit?.abort();
     await rm(tsPath, { force: true });
+    throw e;
+  }
+}
+
+/** Unmounts `path` if mounted, without detaching; false when it is busy. */
+function unmountNow(path: string): boolean {
+  try {
+    umount2(path, 0);
+  } catch (e) {
+    const c = errnoCode(e);
+    if (c === 'EBUSY') return false;
+    if (c !== 'EINVAL' && c !== 'ENOENT') throw e;
+  }
+  return true;
+}
+
+/**
+ * A stopped container (its lock held): the new layer is made of the container's own inodes
+ * (hard links; merged over the layer it continues on, if any), then the container moves on
+ * to the new layer with an empty upper dir. The upper dir is marked shared before the first
+ * link exists, so nothing ever writes into a layer's file.
+ */
+async function commitStopped(deps: CommitDeps, c: ContainerRecord, chain: Digest[], parentConfig: ImageConfig, opts: CommitOptions, target: Target) {
+  // its root file system must not stay mounted (a lazily detached mount could still write
+  // into the upper dir): when something holds it busy, commit it like a running one
+  if (!unmountNow(deps.containers.rootfs(c.id))) return commitRunning(deps, c, chain, parentConfig, { ...opts, pause: false }, target);
+  const stack = deps.snapshots.stack(c.snapshot);
+  const key = `commit-${randomBytes(8).toString('hex')}`;
+  const wasShared = !!c.state.UpperShared;
+  deps.containers.markUpperShared(c.id);
+  let recorded = false;
+  try {
+    const dir = await deps.snapshots.prepare(key, undefined, { temporary: true });
+    if (stack.lower) await mergeLayers(stack.lower, stack.upper, dir, stack.lowers);
+    else await linkTree(stack.upper, dir, { into: true });
+    return await record(deps, c, key, dir, stack.lowers, chain, parentConfig, opts, target, async (chainId) => {
+      recorded = true;
+      // the image is recorded: a failure here (a full disk) leaves the upper dir marked
+      // shared, and the next start or write redoes the move (or copies, if the layer could
+      // not even be recorded under the container)
+      await deps.containers.continueOnLocked(c.id, chainId).catch(() => {});
+    });
+  } catch (e) {
+    if (deps.snapshots.stat(key)) await deps.snapshots.remove(key).catch(() => {});
+    // nothing shares the upper dir's inodes any more: no copy needed before the next write
+    if (!recorded && !wasShared) {
+      try {
+        deps.containers.markUpperShared(c.id, false);
+      } catch {
+        /* a full disk: the next start makes a needless private copy, nothing worse */
+      }
+    }
+    throw e;
+  }
+}
+
+/**
+ * A running container, paused for the copy (Docker's -p): its upper dir is copied (cp -a,
+ * reflinks where the file system has them) into the new layer — merged over the layer it
+ * continues on, if any — and it runs on as it was.
+ */
+async function commitRunning(deps: CommitDeps, c: ContainerRecord, chain: Digest[], parentConfig: ImageConfig, opts: CommitOptions, target: Target) {
+  const stack = deps.snapshots.stack(c.snapshot);
+  const key = `commit-${randomBytes(8).toString('hex')}`;
+  const scratch = join(deps.tmpDir, `commit-${process.pid}-${randomBytes(4).toString('hex')}`);
+  let paused = opts.pause !== false && c.state.Running && !c.state.Paused;
+  if (paused) await deps.containers.pause(c.id);
+  const resume = async () => {
+    if (!paused) return;
+    paused = false;
+    await deps.containers.unpause(c.id).catch(() => {});
+  };
+  try {
+    const dir = await deps.snapshots.prepare(key, undefined, { temporary: true });
+    const copyTo = stack.lower ? scratch : dir;
+    if (stack.lower) mkdirSync(scratch, { mode: 0o700 });
+    await run('cp', ['-a', '--reflink=auto', stack.upper + '/.', copyTo + '/']);
+    // the layer is captured: the container runs on while the image is recorded
+    await resume();
+    if (stack.lower) {
+      await mergeLayers(stack.lower, scratch, dir, stack.lowers);
+      await removeTree(scratch);
+    }
+    return await record(deps, c, key, dir, stack.lowers, chain, parentConfig, opts, target);
+  } catch (e) {
+    await removeTree(scratch).catch(() => {});
     if (deps.snapshots.stat(key)) await deps.snapshots.remove(key).catch(() => {});
     throw e;
   } finally {

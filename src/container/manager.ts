@@ -6,25 +6,29 @@
  * container exits, which unmounts its root file system and releases its network.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, lchownSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lchownSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { run } from '../sys/exec.js';
 import { LowerView } from '../archive/overlayfs.js';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { hostname as osHostname } from 'node:os';
-import { conflict, failedPrecondition, invalidArgument, isEngineError } from '../errors/index.js';
+import { conflict, errnoCode, failedPrecondition, invalidArgument, isEngineError, notFound, storageError } from '../errors/index.js';
 import type { DB } from '../metadata/db.js';
 import { now } from '../metadata/db.js';
 import type { ContainerConfig } from '../oci/types.js';
+import type { Digest } from '../oci/digest.js';
 import type { ImageStore, ImageRecord } from '../image/images.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { mountAll, unmount } from '../snapshot/mount.js';
 import { isMountPoint } from '../image/mount.js';
-import { acquireLock } from '../sys/lock.js';
-import { bootId } from '../sys/proc.js';
+import { acquireLock, tryLock } from '../sys/lock.js';
+import { bootId, procStart } from '../sys/proc.js';
 import { trace } from '../sys/trace.js';
-import { removeTree } from '../sys/fsutil.js';
+import { listDir, mountsUnder, removeTree, sweepTempFiles } from '../sys/fsutil.js';
+import { lgetxattr, llistxattr, lsetxattr, renameat2, umount2, RENAME_EXCHANGE } from '../sys/native.js';
+import { isOverlayXattr } from '../archive/overlayfs.js';
+import type { StoreSpace } from '../metadata/space.js';
 import {
   buildSpec,
   buildExecProcess,
@@ -93,6 +97,8 @@ export interface ManagerDeps {
   resolveImage: (name: string) => Promise<ImageRecord>;
   /** what conmon runs when a container exits (the engine's exit hook for this store and container) */
   exitCommand: (root: string, id: string) => { path: string; args: string[] };
+  /** the store's space guard: commands that use space refuse on a nearly full disk */
+  space?: StoreSpace;
 }
 
 /**
@@ -110,6 +116,28 @@ function dismissMonitor(pid: number): void {
   } catch {
     /* already gone */
   }
+}
+
+/** Whether a file below `dir` has hard links outside it (its link count is more than the links found inside). */
+function linkedOutside(dir: string): boolean {
+  const inside = new Map<number, { nlink: number; seen: number }>();
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) {
+        walk(p);
+        continue;
+      }
+      const st = lstatSync(p);
+      if (st.nlink < 2) continue;
+      const x = inside.get(st.ino) ?? { nlink: st.nlink, seen: 0 };
+      x.seen++;
+      inside.set(st.ino, x);
+    }
+  };
+  walk(dir);
+  for (const x of inside.values()) if (x.seen < x.nlink) return true;
+  return false;
 }
 
 /** How long conmon waits before the fallback cleanup of a foreground container. */
@@ -163,8 +191,22 @@ export class ContainerManager {
     return join(this.dir(id), 'rootfs');
   }
 
+  private lockPath(id: string): string {
+    return join(this.d.root, 'locks', `ctr-${id.slice(0, 32)}.lock`);
+  }
+
   private lock(id: string) {
-    return acquireLock(join(this.d.root, 'locks', `ctr-${id.slice(0, 32)}.lock`), { what: `container ${id.slice(0, 12)}` });
+    return acquireLock(this.lockPath(id), { what: `container ${id.slice(0, 12)}` });
+  }
+
+  /** Runs `fn` holding the container's lock (no start, stop, rm of it meanwhile). */
+  async withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const lock = await this.lock(id);
+    try {
+      return await fn();
+    } finally {
+      lock.release();
+    }
   }
 
   // ------------------------------------------------------------------ create
@@ -180,55 +222,226 @@ export class ContainerManager {
     }
     const image = await this.d.resolveImage(req.image);
     if (!image.topLayer) throw failedPrecondition('IMAGE_NO_LAYERS', `image ${req.image} has no layers: it has no root file system to run`);
+    this.d.space?.require(`cannot create a container of ${req.image}`);
     const imageConfig = await this.d.images.config(image.id);
     const id = randomBytes(32).toString('hex');
     const snapshot = `ctr-${id}`;
     const layer = this.d.images.layers.get(image.topLayer)!;
     trace('create: image resolved');
-    const parent = this.d.snapshots.independentLayers ? await this.makeInitLayer(id, layer.snapshot) : layer.snapshot;
-    await this.d.snapshots.prepare(snapshot, parent, { labels: { container: id } });
-    trace('create: snapshot prepared');
-    const rootfs = this.rootfs(id);
-    let mounted = false;
+    await this.sweep();
+    // The record comes first, as 'creating', under the container's lock: it reserves the
+    // name and owns everything made below (snapshots, directory, mount). A creator killed
+    // midway leaves a record whose lock is free: the next command removes what it left.
+    const lock = await this.lock(id);
     try {
-      mkdirSync(rootfs, { recursive: true, mode: 0o755 });
-      mountAll(this.d.snapshots.mounts(snapshot), rootfs);
-      mounted = true;
-      trace('create: mounted');
-      // validate everything that can be validated now: user, workdir, mounts (nothing is
-      // left behind when this fails)
-      const built = await buildSpec({ rootfs, readonlyRootfs: hc.ReadonlyRootfs, image: imageConfig.config, options: this.runOptions(id, req, hc, undefined) });
-      const config: ContainerConfig = { ...built.config, Image: req.image, Hostname: req.hostname ?? id.slice(0, 12), ...(req.domainname ? { Domainname: req.domainname } : {}) };
-      if (req.stopTimeout !== undefined) config.StopTimeout = req.stopTimeout;
-      if (req.healthcheck) config.Healthcheck = req.healthcheck;
-      if (req.openStdin) {
-        config.OpenStdin = true;
-        config.StdinOnce = !!req.stdinOnce;
-        config.AttachStdin = true;
-      }
-      config.AttachStdout = true;
-      config.AttachStderr = true;
-      if (req.expose?.length) {
-        config.ExposedPorts = { ...(config.ExposedPorts ?? {}) };
-        for (const p of req.expose) config.ExposedPorts[p.includes('/') ? p : `${p}/tcp`] = {};
-      }
+      let rec!: ContainerRecord;
       for (let attempt = 0; ; attempt++) {
-        const rec: ContainerRecord = { id, name: name ?? randomName(attempt), imageId: image.id, imageName: req.image, snapshot, created: now(), config, hostConfig: hc, state: initialState() };
+        rec = { id, name: name ?? randomName(attempt), imageId: image.id, imageName: req.image, snapshot, created: now(), config: { Image: req.image }, hostConfig: hc, state: { ...initialState(), Status: 'creating' } };
         try {
           this.store.insert(rec);
-          trace('create: recorded');
-          return rec;
+          break;
         } catch (e) {
           if (!name && isEngineError(e, 'conflict') && attempt < 10) continue;
           throw e;
         }
       }
-    } catch (e) {
-      if (mounted) unmount(rootfs, { detach: true });
-      await this.d.snapshots.remove(snapshot).catch(() => {});
-      if (this.d.snapshots.stat(`${snapshot}-init`)) await this.d.snapshots.remove(`${snapshot}-init`).catch(() => {});
-      rmSync(this.dir(id), { recursive: true, force: true });
-      throw e;
+      trace('create: recorded');
+      try {
+        const parent = this.d.snapshots.independentLayers ? await this.makeInitLayer(id, layer.snapshot) : layer.snapshot;
+        await this.d.snapshots.prepare(snapshot, parent, { labels: { container: id } });
+        trace('create: snapshot prepared');
+        const rootfs = this.rootfs(id);
+        mkdirSync(rootfs, { recursive: true, mode: 0o755 });
+        mountAll(this.d.snapshots.mounts(snapshot), rootfs);
+        trace('create: mounted');
+        // validate everything that can be validated now: user, workdir, mounts (nothing is
+        // left behind when this fails)
+        const built = await buildSpec({ rootfs, readonlyRootfs: hc.ReadonlyRootfs, image: imageConfig.config, options: this.runOptions(id, req, hc, undefined) });
+        const config: ContainerConfig = { ...built.config, Image: req.image, Hostname: req.hostname ?? id.slice(0, 12), ...(req.domainname ? { Domainname: req.domainname } : {}) };
+        if (req.stopTimeout !== undefined) config.StopTimeout = req.stopTimeout;
+        if (req.healthcheck) config.Healthcheck = req.healthcheck;
+        if (req.openStdin) {
+          config.OpenStdin = true;
+          config.StdinOnce = !!req.stdinOnce;
+          config.AttachStdin = true;
+        }
+        config.AttachStdout = true;
+        config.AttachStderr = true;
+        if (req.expose?.length) {
+          config.ExposedPorts = { ...(config.ExposedPorts ?? {}) };
+          for (const p of req.expose) config.ExposedPorts[p.includes('/') ? p : `${p}/tcp`] = {};
+        }
+        const done: ContainerRecord = { ...rec, config, state: initialState() };
+        this.d.db.transaction(() => {
+          this.store.setConfig(id, config);
+          this.store.setState(id, done.state);
+        })();
+        trace('create: created');
+        return done;
+      } catch (e) {
+        await this.discardLocked(rec).catch(() => {});
+        throw storageError(e, undefined, `cannot create a container of ${req.image}`) ?? e;
+      }
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** Removes everything of a container whose creation did not finish (the caller holds its lock). */
+  private async discardLocked(c: ContainerRecord): Promise<void> {
+    const layers = this.layerKeys(c);
+    unmount(this.rootfs(c.id), { detach: true });
+    for (const key of [c.snapshot, `${c.snapshot}-init`, `${c.snapshot}-init-tmp`]) {
+      if (this.d.snapshots.stat(key)) await this.d.snapshots.remove(key);
+    }
+    await removeTree(this.dir(c.id));
+    this.store.delete(c.id);
+    await this.releaseLayers(layers);
+  }
+
+  /**
+   * Finishes what killed commands left: a container whose record says 'creating' or
+   * 'removing' while nobody holds its lock lost its creator or remover. Its leftovers
+   * (snapshots, directory, mount, runtime state, network) are removed, then its record.
+   * Cheap when there is nothing to do (one query). Returns the IDs removed.
+   */
+  async sweep(): Promise<string[]> {
+    const rows = this.d.db.prepare("SELECT id FROM containers WHERE status IN ('creating', 'removing')").all() as { id: string }[];
+    const out: string[] = [];
+    this.sweepLocks();
+    for (const { id } of rows) {
+      const lock = tryLock(this.lockPath(id));
+      if (!lock) continue; // its creator or remover is at work
+      try {
+        const c = this.store.get(id);
+        if (!c) continue;
+        if (c.state.Status === 'creating') await this.discardLocked(c);
+        else if (c.state.Status === 'removing') await this.removeLocked(c, { volumes: !!c.state.RemoveVolumes });
+        else continue;
+        out.push(id);
+      } catch {
+        /* left for system check to report */
+      } finally {
+        lock.release();
+      }
+    }
+    // a removal killed while it removed a snapshot leaves that snapshot marked 'removing'
+    if (rows.length) await this.d.snapshots.sweep().catch(() => {});
+    return out;
+  }
+
+  /**
+   * Lock files of containers that do not exist, left by a process killed while it held one
+   * (after the container's removal, or before its record): broken and dropped, unless their
+   * holder still runs (a create that has not recorded its container yet).
+   */
+  private sweepLocks(): void {
+    const dir = join(this.d.root, 'locks');
+    const names = listDir(dir);
+    const stale = names.filter((n) => /^ctr-[0-9a-f]{32}\.lock$/.test(n));
+    if (stale.length) {
+      const ids = (this.d.db.prepare('SELECT id FROM containers').all() as { id: string }[]).map((r) => r.id.slice(0, 32));
+      for (const n of stale) {
+        if (ids.includes(n.slice(4, 36))) continue;
+        tryLock(join(dir, n))?.release();
+      }
+    }
+    if (names.some((n) => n.startsWith('.tmp-'))) sweepTempFiles(dir, (pid) => procStart(pid) !== undefined);
+  }
+
+  /**
+   * What the store holds of containers that have no record (system check): snapshots,
+   * directories, mounts, network state — left by a crash of an older version, or by hand.
+   * What is on disk is listed first, the records last: a container is recorded before
+   * anything of it is made, so nothing being created right now is taken for an orphan.
+   */
+  async orphans(): Promise<{ id: string; what: string[] }[]> {
+    const found = new Map<string, string[]>();
+    const add = (id: string, what: string) => {
+      const l = found.get(id) ?? [];
+      l.push(what);
+      found.set(id, l);
+    };
+    const cdir = join(this.d.root, 'containers');
+    for (const name of listDir(cdir)) add(name, `directory ${join(cdir, name)}`);
+    for (const m of await mountsUnder(cdir)) add(m.slice(cdir.length + 1).split('/')[0]!, `mount ${m}`);
+    for (const m of await mountsUnder(join(this.d.root, 'network', 'netns'))) add(m.slice(m.lastIndexOf('/') + 1), `network namespace ${m}`);
+    for (const a of await this.network.list().catch(() => [])) add(a.containerId, 'network attachment');
+    for (const snap of this.d.snapshots.walk()) {
+      const m = /^ctr-([0-9a-f]{64})(-init(-tmp)?)?$/.exec(snap.key);
+      if (m) add(m[1]!, `snapshot ${snap.key} (${join(this.d.snapshots.dir, String(snap.id))})`);
+    }
+    const recorded = new Set((this.d.db.prepare('SELECT id FROM containers').all() as { id: string }[]).map((r) => r.id));
+    return [...found].filter(([id]) => !recorded.has(id)).map(([id, what]) => ({ id, what }));
+  }
+
+  /** Removes the leftovers of a container without a record (system check --repair). */
+  async removeOrphan(id: string): Promise<void> {
+    if (!/^[0-9a-f]{64}$/.test(id)) {
+      // not a container's name at all: only a stray directory can be that
+      await removeTree(join(this.d.root, 'containers', id));
+      return;
+    }
+    const lock = tryLock(this.lockPath(id));
+    if (!lock) throw conflict('CONTAINER_BUSY', `container ${id.slice(0, 12)} is in use by another layerbox process`);
+    try {
+      if (this.store.get(id)) return; // recorded meanwhile: not an orphan
+      const snapshot = `ctr-${id}`;
+      const layers = this.d.snapshots.stat(snapshot) ? this.layerKeys({ snapshot, imageId: '' } as ContainerRecord) : [];
+      await cleanupContainer(await this.runtime(), this.paths(id), id).catch(() => {});
+      if ((await this.network.inspect(id).catch(() => undefined)) || (await mountsUnder(join(this.d.root, 'network', 'netns', id))).length) await this.network.teardown(id);
+      unmount(this.rootfs(id), { detach: true });
+      for (const key of [snapshot, `${snapshot}-init`, `${snapshot}-init-tmp`]) {
+        if (this.d.snapshots.stat(key)) await this.d.snapshots.remove(key);
+      }
+      await removeTree(this.dir(id));
+      await this.releaseLayers(layers);
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** Whether a container's snapshot is being worked on right now (its container's lock is held). */
+  isBusySnapshot(key: string | undefined): boolean {
+    const id = key && /^ctr-([0-9a-f]{64})/.exec(key)?.[1];
+    if (!id) return false;
+    const l = tryLock(this.lockPath(id));
+    if (!l) return true;
+    l.release();
+    return false;
+  }
+
+  /** The layers a container keeps alive: the committed layer it continues on, and its image's top layer (snapshot keys). */
+  private layerKeys(c: ContainerRecord): string[] {
+    const out: string[] = [];
+    try {
+      const lower = this.d.snapshots.lowerOf(c.snapshot);
+      if (lower) out.push(lower);
+      const top = this.d.snapshots.chain(c.snapshot).find((r) => r.key.startsWith('sha256:'));
+      if (top) out.push(top.key);
+    } catch {
+      /* a snapshot of the chain is gone already */
+    }
+    if (!out.length) {
+      const img = this.d.images.get(c.imageId);
+      if (img?.topLayer) out.push(this.d.images.layers.get(img.topLayer)?.snapshot ?? img.topLayer);
+    }
+    return out;
+  }
+
+  /**
+   * Lets go of layers a container no longer uses: each one, and the layers below it, is
+   * removed unless an image, another layer, a container or a lease still uses it (rmi -f of
+   * an image a container used leaves its layers to the container, as Docker does).
+   */
+  private async releaseLayers(keys: string[]): Promise<void> {
+    for (const key of keys) {
+      try {
+        const chain = this.d.snapshots.chain(key).map((r) => r.key).filter((k) => k.startsWith('sha256:')).reverse();
+        await this.d.images.layers.release(chain as Digest[]);
+      } catch {
+        /* gone already, or in use */
+      }
     }
   }
 
@@ -348,7 +561,7 @@ export class ContainerManager {
     if (s.BootId && s.BootId !== bootId()) {
       // the host rebooted: the process is gone with it
       const state = { ...s, Status: 'exited' as const, Running: false, Paused: false, Pid: 0, ExitCode: 255, FinishedAt: s.StartedAt };
-      this.store.setState(c.id, state);
+      this.persistRefreshed(c.id, state);
       return { ...c, state };
     }
     const exit = await readExit(p, c.id);
@@ -357,7 +570,7 @@ export class ContainerManager {
       const frozen = frozenState(c.id);
       if (frozen !== undefined && frozen !== s.Paused) {
         const state = { ...s, Status: frozen ? ('paused' as const) : ('running' as const), Paused: frozen };
-        this.store.setState(c.id, state);
+        this.persistRefreshed(c.id, state);
         return { ...c, state };
       }
     }
@@ -369,10 +582,22 @@ export class ContainerManager {
         /* keep now */
       }
       const state = { ...s, Status: 'exited' as const, Running: false, Paused: false, Pid: 0, ExitCode: exit.exitCode, OOMKilled: exit.oomKilled, FinishedAt: finished };
-      this.store.setState(c.id, state);
+      this.persistRefreshed(c.id, state);
       return { ...c, state };
     }
     return c;
+  }
+
+  /**
+   * What refresh learnt is recorded when the store can take it; on a full (or failing)
+   * disk the answer is still right and the record is updated by a later command.
+   */
+  private persistRefreshed(id: string, state: ContainerRecord['state']): void {
+    try {
+      this.store.setState(id, state);
+    } catch (e) {
+      if (!storageError(e) && (e as { code?: string }).code !== 'SQLITE_BUSY') throw e;
+    }
   }
 
   async get(ref: string): Promise<ContainerRecord> {
@@ -380,6 +605,7 @@ export class ContainerManager {
   }
 
   async list(): Promise<ContainerRecord[]> {
+    await this.sweep().catch(() => {});
     const out: ContainerRecord[] = [];
     for (const c of this.store.list()) out.push(await this.refresh(c));
     return out;
@@ -387,33 +613,84 @@ export class ContainerManager {
 
   // ------------------------------------------------------------------ start / run
 
-  /** Marks the container's upper dir as shared with a committed layer (see commit). */
-  markUpperShared(id: string): void {
+  /**
+   * After a commit of the stopped container (the caller holds its lock): the container
+   * continues on the committed layer `layer`, which holds exactly its changes since the
+   * image, with an empty upper dir — no copy, no extra space, and the layer is never
+   * written. The layer it continued on before (a second commit's layer holds every change
+   * since the image) is let go.
+   */
+  async continueOnLocked(id: string, layer: string): Promise<void> {
     const c = this.store.get(id);
-    if (c && !c.state.UpperShared) this.store.setState(id, { ...c.state, UpperShared: true });
+    if (!c) throw notFound('NO_SUCH_CONTAINER', `No such container: ${id}`);
+    const old = this.d.snapshots.lowerOf(c.snapshot);
+    this.d.db.transaction(() => {
+      this.d.snapshots.setLower(c.snapshot, layer);
+      const cur = this.store.get(id)!;
+      if (!cur.state.UpperShared) this.store.setState(id, { ...cur.state, UpperShared: true });
+    }).immediate();
+    await this.unshareUpper(c);
+    if (old && old !== layer) await this.releaseLayers([old]);
+  }
+
+  /** Marks the container's upper dir as shared with a layer being committed (before the sharing exists). */
+  markUpperShared(id: string, shared = true): void {
+    const c = this.store.get(id);
+    if (c && !!c.state.UpperShared !== shared) this.store.setState(id, { ...c.state, UpperShared: shared });
   }
 
   /**
-   * Gives the container a private copy of an upper dir it shares with a committed layer,
-   * before anything can write into it (start, cp into it). The layer keeps the originals.
+   * Ends the sharing of the upper dir with a committed layer before anything can write into
+   * it (start, cp into it). When the layer sits below the upper dir (continueOnLocked) the
+   * upper dir is replaced by an empty one; a store of an older version, whose commit left
+   * no layer below, gets a private copy (rolled back if it fails). The replacement is one
+   * atomic exchange, and a crash at any point leaves a state this redoes.
    */
   private async unshareUpper(c: ContainerRecord): Promise<void> {
     const cur = this.store.get(c.id);
     if (!cur?.state.UpperShared) return;
     const rootfs = this.rootfs(c.id);
-    if (await isMountPoint(rootfs)) unmount(rootfs);
-    const upper = this.d.snapshots.fsDir(c.snapshot);
-    const fresh = `${upper}.private`;
-    const old = `${upper}.shared`;
-    rmSync(fresh, { recursive: true, force: true });
-    rmSync(old, { recursive: true, force: true });
-    mkdirSync(fresh, { mode: 0o755 });
-    await run('cp', ['-a', upper + '/.', fresh + '/']);
-    chmodSync(fresh, statSync(upper).mode & 0o7777);
-    renameSync(upper, old);
-    renameSync(fresh, upper);
+    // never a lazy (detached) unmount here: a mount left alive could write into the layer
+    try {
+      umount2(rootfs, 0);
+    } catch (e) {
+      if (errnoCode(e) === 'EBUSY') throw conflict('ROOTFS_BUSY', `the root file system of container ${c.name} is in use`, { where: rootfs, hint: 'end the processes using it (lsof, fuser -m) and retry' });
+      if (errnoCode(e) !== 'EINVAL' && errnoCode(e) !== 'ENOENT') throw e;
+    }
+    const stack = this.d.snapshots.stack(c.snapshot);
+    const upper = stack.upper;
+    if (!stack.lower) {
+      // no layer below: the sharing is a commit's that was killed (its temporary snapshot
+      // goes with the sweep) or an older version's. Copy only if some file still has links
+      // outside the upper dir.
+      await this.d.snapshots.sweep();
+      if (!linkedOutside(upper)) {
+        this.store.setState(c.id, { ...cur.state, UpperShared: false });
+        return;
+      }
+    }
+    const fresh = `${upper}.fresh`;
+    await removeTree(fresh);
+    const st = statSync(upper);
+    try {
+      mkdirSync(fresh, { mode: 0o755 });
+      if (!stack.lower) await run('cp', ['-a', upper + '/.', fresh + '/']);
+      // the root of an overlay's view has the upper dir's own attributes
+      lchownSync(fresh, st.uid, st.gid);
+      chmodSync(fresh, st.mode & 0o7777);
+      for (const n of llistxattr(upper)) {
+        if (isOverlayXattr(n)) continue;
+        const v = lgetxattr(upper, n);
+        if (v !== null) lsetxattr(fresh, n, v);
+      }
+      utimesSync(fresh, st.atime, st.mtime);
+    } catch (e) {
+      await removeTree(fresh).catch(() => {});
+      throw storageError(e, fresh, `cannot give container ${c.name} its own writable layer`) ?? e;
+    }
+    renameat2(fresh, upper, RENAME_EXCHANGE);
     this.store.setState(c.id, { ...cur.state, UpperShared: false });
-    await removeTree(old);
+    await removeTree(fresh);
   }
 
   async ensureMounted(c: ContainerRecord, opts: { write?: boolean } = { write: true }): Promise<string> {
@@ -426,8 +703,11 @@ export class ContainerManager {
     return rootfs;
   }
 
-  /** Volumes and binds as runtime mounts; creates named volumes and the image's anonymous ones. */
-  private async resolveMounts(c: ContainerRecord, rootfs: string): Promise<MountInput[]> {
+  /**
+   * Volumes and binds as runtime mounts; creates named volumes and the image's anonymous
+   * ones. The volumes it creates are listed in `created`, for a failed start to take back.
+   */
+  private async resolveMounts(c: ContainerRecord, rootfs: string, created: string[] = []): Promise<MountInput[]> {
     const out: MountInput[] = [];
     const taken = new Set<string>();
     for (const m of c.hostConfig.Mounts) {
@@ -438,10 +718,13 @@ export class ContainerManager {
         if (!existsSync(m.Source)) mkdirSync(m.Source, { recursive: true }); // -v creates a missing host dir (validated for --mount at create)
         out.push({ type: 'bind', source: m.Source, destination: m.Target, readOnly: m.ReadOnly });
       } else {
-        const fresh = !m.Source || !this.volumes.has(m.Source);
-        const v = this.volumes.create(m.Source || undefined);
-        if (fresh) await this.volumes.populate(v.Name, await resolveInRoot(rootfs, m.Target));
+        // an anonymous volume (-v /path) is made at the first start and kept for the next ones
+        const source = m.Source || (this.d.db.prepare('SELECT volume FROM container_volumes WHERE container_id = ? AND destination = ?').get(c.id, m.Target) as { volume: string } | undefined)?.volume;
+        const fresh = !source || !this.volumes.has(source);
+        const v = this.volumes.create(source || undefined);
+        if (fresh) created.push(v.Name);
         this.volumes.link(c.id, v.Name, m.Target);
+        if (fresh) await this.volumes.populate(v.Name, await resolveInRoot(rootfs, m.Target));
         if (!m.Source) m.Source = v.Name;
         out.push({ type: 'volume', source: v.Mountpoint, destination: m.Target, readOnly: m.ReadOnly });
       }
@@ -453,8 +736,9 @@ export class ContainerManager {
       let name = existing?.volume;
       if (!name || !this.volumes.has(name)) {
         const v = this.volumes.create();
-        await this.volumes.populate(v.Name, iv.sourceInRootfs);
+        created.push(v.Name);
         this.volumes.link(c.id, v.Name, iv.destination);
+        await this.volumes.populate(v.Name, iv.sourceInRootfs);
         name = v.Name;
       }
       out.push({ type: 'volume', source: this.volumes.mountpoint(name), destination: iv.destination });
@@ -475,14 +759,21 @@ export class ContainerManager {
         if (c.state.Paused) throw conflict('CONTAINER_PAUSED', `cannot start a paused container, try unpause instead`);
         return { c };
       }
+      this.d.space?.require(`cannot start container ${c.name}`);
       if (c.state.NetworkAttached || c.state.Status === 'exited') await this.releaseResources(c, { keepMount: true });
       const rt = await this.runtime();
       trace('start: runtime detected');
       const paths = this.paths(c.id);
-      const rootfs = await this.ensureMounted(c);
+      const rootfs = await this.ensureMounted(c).catch((e: unknown) => {
+        throw storageError(e, undefined, `cannot start container ${c.name}`) ?? e;
+      });
       trace('start: mounted');
+      // from here on runtime and network resources may exist: a start killed midway leaves
+      // a record that says so, and the next start or rm releases them
+      this.store.setState(c.id, { ...c.state, NetworkAttached: true });
+      const createdVolumes: string[] = [];
       try {
-        const mounts = await this.resolveMounts(c, rootfs);
+        const mounts = await this.resolveMounts(c, rootfs, createdVolumes);
         // The runtime creates the container (its process waits for `start`) while CNI makes
         // its interfaces: both need only the namespace and the etc files to exist.
         let created!: Awaited<ReturnType<typeof createContainer>>;
@@ -552,9 +843,22 @@ export class ContainerManager {
         await cleanupContainer(rt, paths, c.id).catch(() => {});
         await this.network.teardown(c.id).catch(() => {});
         unmount(rootfs, { detach: true });
+        // volumes this start made: the next start makes (and fills) them afresh
+        for (const v of createdVolumes) {
+          try {
+            this.volumes.unlink(c.id, v);
+            if (this.volumes.users(v).length === 0) await this.volumes.remove(v);
+          } catch {
+            /* kept: removed with the container */
+          }
+        }
         const state = { ...c.state, NetworkAttached: false, Error: e instanceof Error ? e.message : String(e) };
-        this.store.setState(c.id, state);
-        throw e;
+        try {
+          this.store.setState(c.id, state);
+        } catch {
+          /* a full disk: the record keeps NetworkAttached, and the next start or rm releases again */
+        }
+        throw storageError(e, undefined, `cannot start container ${c.name}`) ?? e;
       }
     } finally {
       lock.release();
@@ -578,6 +882,7 @@ export class ContainerManager {
    * exit, unmount, release the network, and remove an `--rm` container. Idempotent.
    */
   async cleanup(ref: string): Promise<void> {
+    this.d.space?.forFreeing();
     let c: ContainerRecord;
     try {
       c = this.store.resolve(ref);
@@ -673,6 +978,7 @@ export class ContainerManager {
   // ------------------------------------------------------------------ remove
 
   async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<string> {
+    this.d.space?.forFreeing();
     const c = await this.get(ref);
     if (c.state.Running) {
       if (!opts.force) {
@@ -696,8 +1002,10 @@ export class ContainerManager {
 
   private async removeLocked(c: ContainerRecord, opts: { volumes?: boolean; released?: boolean }): Promise<void> {
     const { network } = opts.released ? { network: Promise.resolve() } : await this.releaseRuntime(c);
-    // mark first: a crash from here on leaves a row that says it is being removed
-    this.store.setState(c.id, { ...(this.store.get(c.id)?.state ?? c.state), Status: 'removing' });
+    // mark first: a crash from here on leaves a row that says it is being removed (and the
+    // next command finishes the removal: sweep)
+    this.store.setState(c.id, { ...(this.store.get(c.id)?.state ?? c.state), Status: 'removing', ...(opts.volumes ? { RemoveVolumes: true } : {}) });
+    const layers = this.layerKeys(c);
     const vols = (this.d.db.prepare('SELECT volume FROM container_volumes WHERE container_id = ?').all(c.id) as { volume: string }[]).map((r) => r.volume);
     this.d.db.prepare('DELETE FROM container_volumes WHERE container_id = ?').run(c.id);
     const snaps = (async () => {
@@ -712,6 +1020,8 @@ export class ContainerManager {
     await files;
     this.store.delete(c.id);
     trace('cleanup: removed');
+    // layers only this container kept (its image removed with rmi -f, a layer it continued on)
+    await this.releaseLayers(layers);
     if (opts.volumes) {
       for (const v of vols) {
         const vol = this.volumes.has(v) ? this.volumes.get(v) : undefined;
@@ -721,6 +1031,7 @@ export class ContainerManager {
   }
 
   async prune(): Promise<{ removed: string[] }> {
+    this.d.space?.forFreeing();
     const removed: string[] = [];
     for (const c of await this.list()) {
       if (c.state.Running) continue;

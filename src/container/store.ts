@@ -54,10 +54,11 @@ export class ContainerStore {
   /** By full ID, name, or unique ID prefix (Docker's lookup order). */
   resolve(ref: string): ContainerRecord {
     const name = ref.replace(/^\//, '');
-    let r = this.db.prepare('SELECT * FROM containers WHERE id = ?').get(ref) as Row | undefined;
-    r ??= this.db.prepare('SELECT * FROM containers WHERE name = ?').get(name) as Row | undefined;
+    // a container being created is not there yet (Docker registers it once it is whole)
+    let r = this.db.prepare("SELECT * FROM containers WHERE id = ? AND status != 'creating'").get(ref) as Row | undefined;
+    r ??= this.db.prepare("SELECT * FROM containers WHERE name = ? AND status != 'creating'").get(name) as Row | undefined;
     if (!r && /^[0-9a-f]+$/.test(ref)) {
-      const rows = this.db.prepare("SELECT * FROM containers WHERE id LIKE ? || '%'").all(ref) as Row[];
+      const rows = this.db.prepare("SELECT * FROM containers WHERE id LIKE ? || '%' AND status != 'creating'").all(ref) as Row[];
       if (rows.length > 1) throw invalidArgument('AMBIGUOUS_ID', `multiple IDs found with provided prefix: ${ref}`);
       r = rows[0];
     }
@@ -66,7 +67,7 @@ export class ContainerStore {
   }
 
   list(): ContainerRecord[] {
-    return (this.db.prepare('SELECT * FROM containers ORDER BY created DESC').all() as Row[]).map(toRecord);
+    return (this.db.prepare("SELECT * FROM containers WHERE status != 'creating' ORDER BY created DESC").all() as Row[]).map(toRecord);
   }
 
   setState(id: string, state: ContainerState): void {

@@ -1,7 +1,8 @@
 /** Container records: what `create` decided (Docker's Config and HostConfig) and the live State. */
 import type { ContainerConfig } from '../oci/types.js';
 
-export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'exited' | 'dead' | 'removing';
+/** 'creating': recorded before anything else is made (hidden from ps; swept when its creator died). */
+export type ContainerStatus = 'creating' | 'created' | 'running' | 'paused' | 'restarting' | 'exited' | 'dead' | 'removing';
 
 export interface MountSpec {
   Type: 'bind' | 'volume' | 'tmpfs';
@@ -62,8 +63,14 @@ export interface ContainerState {
   RestartCount?: number;
   /** attached network resources to release (set between network setup and teardown) */
   NetworkAttached?: boolean;
-  /** the upper dir's inodes are shared with a committed layer: copy before the next write */
+  /**
+   * the upper dir's inodes are shared with a committed layer: before the next write it is
+   * replaced by an empty one (the layer below holds it all), or copied (stores of older
+   * versions, where no layer sits below it)
+   */
   UpperShared?: boolean;
+  /** set with Status 'removing': the interrupted removal also removes anonymous volumes */
+  RemoveVolumes?: boolean;
 }
 
 export interface ContainerRecord {

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { DB } from '../metadata/db.js';
 import { now } from '../metadata/db.js';
-import { conflict, invalidArgument, notFound } from '../errors/index.js';
+import { conflict, invalidArgument, notFound, storageError } from '../errors/index.js';
+import { renameat2, RENAME_EXCHANGE } from '../sys/native.js';
 import { removeTree } from '../sys/fsutil.js';
 import { run } from '../sys/exec.js';
 
@@ -107,13 +108,33 @@ export class VolumeStore {
     return { removed, reclaimed };
   }
 
-  /** Copies what the image has at the mount point into a new, empty volume (Docker does this on first use). */
+  /**
+   * Copies what the image has at the mount point into a new, empty volume (Docker does this
+   * on first use). All or nothing: the copy goes to a directory beside the volume's data and
+   * takes its place in one exchange, so a full disk midway leaves the volume empty, never
+   * half filled (and the partial copy is removed).
+   */
   async populate(name: string, sourceInRootfs: string | undefined): Promise<void> {
     const mp = this.mountpoint(name);
     if (!sourceInRootfs || !existsSync(sourceInRootfs)) return;
     if (readdirSync(mp).length > 0) return;
-    // host cp on host paths: nothing from the container's file system is executed
-    await run('cp', ['-a', '--no-dereference', sourceInRootfs + '/.', mp + '/']);
+    const tmp = join(this.dir, name, '_data.populate');
+    await removeTree(tmp);
+    mkdirSync(tmp, { mode: 0o755 });
+    try {
+      // host cp on host paths: nothing from the container's file system is executed
+      await run('cp', ['-a', '--no-dereference', sourceInRootfs + '/.', tmp + '/']);
+      renameat2(tmp, mp, RENAME_EXCHANGE);
+    } catch (e) {
+      await removeTree(tmp).catch(() => {});
+      throw storageError(e, mp, `cannot copy ${sourceInRootfs} into volume ${name}`) ?? e;
+    }
+    await removeTree(tmp);
+  }
+
+  /** Drops a container's use of a volume. */
+  unlink(containerId: string, name: string): void {
+    this.db.prepare('DELETE FROM container_volumes WHERE container_id = ? AND volume = ?').run(containerId, name);
   }
 }
 

@@ -70,6 +70,7 @@ export function statusText(c: ContainerRecord, nowMs = Date.now()): string {
     case 'exited':
       return s.FinishedAt.startsWith('0001') ? `Exited (${s.ExitCode})` : `Exited (${s.ExitCode}) ${ago(s.FinishedAt)} ago`;
     case 'created':
+    case 'creating':
       return 'Created';
     case 'removing':
       return 'Removal In Progress';
@@ -195,7 +196,8 @@ export class Containers {
       Created: Math.floor(Date.parse(c.created) / 1000),
       Ports: portsOf(net, c),
       Labels: c.config.Labels ?? {},
-      State: c.state.Status,
+      // a record still being created is not a container yet for anyone but its creator
+      State: c.state.Status === 'creating' ? 'created' : c.state.Status,
       Status: statusText(c),
       HostConfig: { NetworkMode: c.hostConfig.NetworkMode === 'bridge' ? 'default' : c.hostConfig.NetworkMode },
       NetworkSettings: {

@@ -11,11 +11,12 @@ import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
-import { EngineError, invalidArgument } from '../errors/index.js';
+import { EngineError, invalidArgument, storageError } from '../errors/index.js';
 import type { Digest } from '../oci/digest.js';
 import { parseReference, parseRepositoryTag, type ImageRef } from '../oci/reference.js';
 import type { ImageConfig } from '../oci/types.js';
 import { openDatabase, getSetting, setSetting, type DB } from '../metadata/db.js';
+import { StoreSpace } from '../metadata/space.js';
 import { ContentStore } from '../content/store.js';
 import { createSnapshotter, overlaySupported, type StorageDriver } from '../snapshot/mount.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
@@ -75,6 +76,8 @@ export class Core {
     readonly images: ImageStore,
     readonly imageMounts: ImageMounts,
     readonly options: EngineOptions,
+    /** the space guard: a reserve that keeps the freeing commands working on a full disk */
+    readonly space: StoreSpace,
   ) {}
 
   static async open(opts: EngineOptions = {}): Promise<Core> {
@@ -89,7 +92,10 @@ export class Core {
         hint: 'run as root, or choose another root with --root / LAYERBOX_ROOT',
       });
     }
-    const db = openDatabase(root);
+    // before the database: on a nearly full disk the reserve makes room for it (space.ts)
+    const space = new StoreSpace(root);
+    space.beforeOpen();
+    const db = openDatabase(root, { heapIndex: space.heapIndex });
     const content = new ContentStore(root);
     await content.init();
     let driver = getSetting(db, 'storage-driver') as StorageDriver | undefined;
@@ -108,13 +114,15 @@ export class Core {
     const layers = new LayerStore(db, content, snaps, root);
     const images = new ImageStore(db, content, layers);
     const mounts = new ImageMounts(db, snaps, join(root, 'mounts'));
-    return new Core(root, db, content, snaps, layers, images, mounts, opts);
+    return new Core(root, db, content, snaps, layers, images, mounts, opts, space);
   }
 
   close(): void {
     for (const c of this.clients.values()) void c.close();
     this.clients.clear();
     this.db.close();
+    // the reserve released for this command (or by an earlier one) is made again if there is room
+    this.space.restore();
   }
 
   // ------------------------------------------------------------------ registries
@@ -143,11 +151,21 @@ export class Core {
   }
 
   async pull(name: string, opts: { platform?: Platform; concurrency?: number; onEvent?: (e: PullEvent) => void; warn?: (m: string) => void; signal?: AbortSignal } = {}): Promise<PullResult> {
+    this.space.require(`cannot pull ${name}`);
     await this.repair();
     const { pullImage } = await import('../image/pull.js');
     const ref = parseReference(name);
     const client = await this.registry(ref.domain);
-    return pullImage({ images: this.images, layers: this.layers, client: () => client }, name, { ...opts, maxLayerBytes: this.options.maxLayerBytes });
+    return this.storing(`cannot pull ${name}`, () => pullImage({ images: this.images, layers: this.layers, client: () => client }, name, { ...opts, maxLayerBytes: this.options.maxLayerBytes }));
+  }
+
+  /** Runs a command that stores data: a full disk or an I/O error is reported on the store's path. */
+  private async storing<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw storageError(e, this.root, what) ?? e;
+    }
   }
 
   async push(name: string, opts: { compression?: 'gzip' | 'zstd'; onEvent?: (e: PushEvent) => void; signal?: AbortSignal } = {}): Promise<{ digest: Digest; size: number }> {
@@ -185,13 +203,20 @@ export class Core {
     return join(this.root, 'tmp');
   }
 
-  /** Crash repair before writing: sweep half-written blobs, dead processes' snapshots, orphan layers. */
+  /** Crash repair before writing: sweep half-written blobs, dead processes' snapshots, orphan layers, interrupted container creations and removals. */
   async repair(): Promise<void> {
     if (this.repaired) return;
     this.repaired = true;
     await this.content.sweep();
     await this.snapshots.sweep();
+    // a create or rm killed midway: its record says so (the container machinery finishes it)
+    if (this.db.prepare("SELECT 1 FROM containers WHERE status IN ('creating', 'removing') LIMIT 1").get()) await (await this.containers()).sweep();
     await this.layers.sweep();
+    // files written temp-then-rename by processes killed before the rename
+    const { sweepTempFiles } = await import('../sys/fsutil.js');
+    const { procStart: alive } = await import('../sys/proc.js');
+    sweepTempFiles(join(this.root, 'network'), (pid) => alive(pid) !== undefined, 3);
+    sweepTempFiles(join(this.root, 'locks'), (pid) => alive(pid) !== undefined);
     // temporary files: a tar-split belongs to a temporary snapshot (gone if its process
     // died: swept above); a spooled archive carries its writer's pid
     const { procStart } = await import('../sys/proc.js');
@@ -206,10 +231,43 @@ export class Core {
     }
   }
 
-  /** Repairs what crashes leave, then verifies every blob, layer and image. */
-  async check(): Promise<CheckReport> {
+  /**
+   * Repairs what crashes leave, then verifies every blob, layer and image, and looks for
+   * what no record explains: partial copies in snapshot directories, snapshots, directories
+   * and mounts of containers that do not exist. With `repair` those are removed too.
+   */
+  async check(opts: { repair?: boolean } = {}): Promise<CheckReport> {
+    if (opts.repair) this.space.forFreeing();
     await this.repair();
-    return checkStore(this.content, this.snapshots, this.images);
+    const report = await checkStore(this.content, this.snapshots, this.images);
+    const cm = await this.containers();
+    const orphans = await cm.orphans();
+    const leftovers = this.snapshots.leftovers().filter((l) => !cm.isBusySnapshot(l.key));
+    // layers nothing uses (a pull killed before its image was recorded, an rmi killed midway)
+    // are no inconsistency, only space: --repair (like rmi and prune) gives it back
+    if (opts.repair) for (const l of await this.layers.unused({ remove: true })) report.repaired.push(`removed layer ${l}, which no image or container uses`);
+    if (!opts.repair) {
+      for (const o of orphans) report.problems.push(`container ${o.id}: ${o.what.join(', ')} without a container record`);
+      for (const l of leftovers) report.problems.push(`${l.path}: ${l.key ? `not part of snapshot ${l.key} (a partial copy)` : 'a snapshot directory without a record'}`);
+      return report;
+    }
+    for (const o of orphans) {
+      try {
+        await cm.removeOrphan(o.id);
+        report.repaired.push(`removed the leftovers of container ${o.id}: ${o.what.join(', ')}`);
+      } catch (e) {
+        report.problems.push(`container ${o.id}: cannot remove ${o.what.join(', ')}: ${(e as Error).message}`);
+      }
+    }
+    for (const l of leftovers) {
+      try {
+        await this.snapshots.removeLeftover(l.path);
+        report.repaired.push(`removed ${l.path}`);
+      } catch (e) {
+        report.problems.push(`${l.path}: cannot remove: ${(e as Error).message}`);
+      }
+    }
+    return report;
   }
 
   // ------------------------------------------------------------------ images
@@ -219,8 +277,9 @@ export class Core {
   }
 
   async load(input: { path?: string; stream?: Readable }, opts: { onEvent?: (e: LoadEvent) => void; warn?: (m: string) => void; signal?: AbortSignal } = {}): Promise<LoadedImage[]> {
+    this.space.require('cannot load images');
     await this.repair();
-    return loadImages({ images: this.images, layers: this.layers, tmpDir: this.tmpDir }, input, { ...opts, maxLayerBytes: this.options.maxLayerBytes });
+    return this.storing('cannot load images', () => loadImages({ images: this.images, layers: this.layers, tmpDir: this.tmpDir }, input, { ...opts, maxLayerBytes: this.options.maxLayerBytes }));
   }
 
   async import(
@@ -228,9 +287,10 @@ export class Core {
     opts: { reference?: string; changes?: string[]; message?: string; platform?: string; onEvent?: (e: LayerEvent) => void; signal?: AbortSignal } = {},
   ): Promise<{ id: Digest; tag?: string }> {
     const ref = opts.reference ? parseRepositoryTag(opts.reference) : undefined;
+    this.space.require('cannot import the image');
     await this.repair();
     const { parsePlatform } = await import('../image/platform.js');
-    return importImage(this.images, this.layers, input, {
+    return this.storing('cannot import the image', () => importImage(this.images, this.layers, input, {
       ...(ref ? { ref } : {}),
       changes: opts.changes ?? [],
       message: opts.message,
@@ -239,7 +299,7 @@ export class Core {
       onEvent: opts.onEvent,
       signal: opts.signal,
       ...(opts.platform ? { platform: parsePlatform(opts.platform) } : {}),
-    });
+    }));
   }
 
   async save(names: string[], out: { path?: string; stream?: Writable }, opts: { format?: SaveFormat; signal?: AbortSignal } = {}): Promise<void> {
@@ -292,26 +352,28 @@ export class Core {
         // the door pulls (images.ensure) before it creates: create itself never does
         resolveImage: async (n) => this.resolveImage(n),
         exitCommand: (root, id) => ({ path: process.execPath, args: [EXIT_HOOK, root, id] }),
+        space: this.space,
       });
     }
     return this.containerManager;
   }
 
-  /** `diff` reads the container's upper dir against its image: no runtime needed. */
+  /** `diff` reads the container's upper dir (over the layer of its last commit) against its image: no runtime needed. */
   async diff(container: string) {
     const { overlayChanges } = await import('../archive/changes.js');
+    const { withChanges } = await import('../snapshot/merge.js');
     const c = new ContainerStore(this.db).resolve(container);
     const m = this.snapshots.mounts(c.snapshot)[0];
     if (this.snapshots.name !== 'overlay' || !m || m.type !== 'overlay' || !m.upper) {
       throw new EngineError('unsupported', 'DIFF_NEEDS_OVERLAY', 'diff reads the container\'s overlay upper directory; this store uses the vfs driver');
     }
-    return overlayChanges(m.upper, m.lowers ?? []);
+    return withChanges(this.snapshots.stack(c.snapshot), this.tmpDir, (dir, lowers) => overlayChanges(dir, lowers));
   }
 
   async commit(container: string, opts: { author?: string; message?: string; changes?: string[]; pause?: boolean; reference?: string } = {}) {
     await this.repair();
     const { commitContainer } = await import('../container/commit.js');
-    return commitContainer({ images: this.images, snapshots: this.snapshots, containers: await this.containers(), tmpDir: this.tmpDir }, container, opts);
+    return commitContainer({ images: this.images, snapshots: this.snapshots, containers: await this.containers(), tmpDir: this.tmpDir, space: this.space }, container, opts);
   }
 
   /** Which container uses an image (rmi conflicts). */
@@ -352,13 +414,32 @@ export class Core {
   }
 
   async removeImage(name: string, opts: { force?: boolean; noPrune?: boolean } = {}): Promise<RemoveEvent[]> {
+    this.space.forFreeing();
     await this.repair();
-    return removeImage(this.images, name, this.usage(), opts);
+    const events = await removeImage(this.images, name, this.usage(), opts);
+    // and what an earlier rmi, killed between an image and its layers, left
+    await this.layers.unused({ remove: true });
+    return events;
   }
 
   async pruneImages(opts: { all?: boolean } = {}): Promise<{ events: RemoveEvent[]; reclaimed: number }> {
+    this.space.forFreeing();
     await this.repair();
-    return pruneImages(this.images, this.usage(), opts);
+    const r = await pruneImages(this.images, this.usage(), opts);
+    await this.layers.unused({ remove: true });
+    return r;
+  }
+
+  /** `system prune`: stopped containers, then dangling images (all unused ones with `all`), then unused anonymous or all unused volumes with `volumes`. */
+  async systemPrune(opts: { all?: boolean; volumes?: boolean } = {}): Promise<{ containers: string[]; images: RemoveEvent[]; volumes: string[]; reclaimed: number }> {
+    this.space.forFreeing();
+    await this.repair();
+    const cm = this.hasContainers() ? await this.containers() : undefined;
+    const containers = cm ? (await cm.prune()).removed : [];
+    const { events, reclaimed } = await pruneImages(this.images, this.usage(), opts);
+    await this.layers.unused({ remove: true });
+    const volumes = opts.volumes ? (await (cm ?? (await this.containers())).volumes.prune({ all: false })).removed : [];
+    return { containers, images: events, volumes, reclaimed };
   }
 
   imagesDf(): ImagesDf {

@@ -4,7 +4,7 @@ import type { Core } from './core.js';
 import type { Containers } from './containers.js';
 import type { Images } from './images.js';
 import type { Volumes } from './volumes.js';
-import type { CheckReport, SystemDf, SystemVersion } from './types.js';
+import type { CheckReport, ImageDeleteResponseItem, SystemDf, SystemVersion } from './types.js';
 
 export const VERSION = '0.1.0';
 export const API_VERSION = '1.41';
@@ -89,10 +89,20 @@ export class System {
     };
   }
 
-  /** Repairs what interrupted commands left behind, then verifies every blob, layer and image. */
-  async check(): Promise<CheckReport> {
-    const r = await this.core.check();
-    return { blobs: r.blobs, layers: r.layers, images: r.images, problems: r.problems };
+  /**
+   * Repairs what interrupted commands left behind, then verifies every blob, layer and image
+   * and looks for what no record explains (partial copies, leftovers of containers that do
+   * not exist); with `repair` those are removed too.
+   */
+  async check(opts: { repair?: boolean } = {}): Promise<CheckReport> {
+    const r = await this.core.check(opts);
+    return { blobs: r.blobs, layers: r.layers, images: r.images, problems: r.problems, repaired: r.repaired };
+  }
+
+  /** `system prune`: stopped containers, dangling images (every unused one with `all`), unused anonymous volumes with `volumes`. */
+  async prune(opts: { all?: boolean; volumes?: boolean } = {}): Promise<{ ContainersDeleted: string[]; ImagesDeleted: ImageDeleteResponseItem[]; VolumesDeleted: string[]; SpaceReclaimed: number }> {
+    const r = await this.core.systemPrune(opts);
+    return { ContainersDeleted: r.containers, ImagesDeleted: r.images, VolumesDeleted: r.volumes, SpaceReclaimed: r.reclaimed };
   }
 }
 

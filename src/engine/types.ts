@@ -526,6 +526,8 @@ export interface CheckReport {
   layers: number;
   images: number;
   problems: string[];
+  /** what `repair` removed */
+  repaired: string[];
 }
 
 /** GET /events */

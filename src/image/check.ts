@@ -13,6 +13,8 @@ export interface CheckReport {
   images: number;
   layers: number;
   problems: string[];
+  /** what `system check --repair` removed */
+  repaired: string[];
 }
 
 export async function checkStore(content: ContentStore, snaps: Snapshotter, images: ImageStore): Promise<CheckReport> {
@@ -41,5 +43,5 @@ export async function checkStore(content: ContentStore, snaps: Snapshotter, imag
     for (const c of i.chain) if (!images.layers.get(c)) problems.push(`image ${i.id}: layer ${c} missing`);
     if (i.chain.length && i.topLayer !== i.chain[i.chain.length - 1]) problems.push(`image ${i.id}: top layer mismatch`);
   }
-  return { blobs, images: imgs.length, layers: layers.length, problems };
+  return { blobs, images: imgs.length, layers: layers.length, problems, repaired: [] };
 }

@@ -17,7 +17,7 @@ import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { EngineError, dataLoss, internal, throwIfAborted } from '../errors/index.js';
+import { EngineError, dataLoss, internal, storageError, throwIfAborted } from '../errors/index.js';
 import { chainIds, digestHex, sha256, type Digest } from '../oci/digest.js';
 import { sniffCompression, type Compression } from '../oci/mediatypes.js';
 import type { DB } from '../metadata/db.js';
@@ -352,6 +352,9 @@ export class LayerStore {
       warn: opts.warn,
       signal: opts.signal,
       onProgress: (p) => opts.onEvent?.({ type: 'progress', index: i, diffId, current: p.in, out: p.out, ...(src.size !== undefined ? { total: src.size } : {}) }),
+    }).catch((e: unknown) => {
+      // a full disk: say where (a write's errno names no path)
+      throw storageError(e, dir, `cannot store layer ${diffId}`) ?? e;
     });
     let tarsplit: Digest | undefined;
     let blob: Digest | undefined;
@@ -522,7 +525,8 @@ export class LayerStore {
         const gone = this.db.transaction(() => {
           const used = this.db.prepare('SELECT COUNT(*) AS n FROM image_layers WHERE chain_id = ?').get(c) as { n: number };
           const children = this.db.prepare('SELECT COUNT(*) AS n FROM layers WHERE parent = ?').get(c) as { n: number };
-          const snaps = this.db.prepare("SELECT COUNT(*) AS n FROM snapshots WHERE parent = ? AND kind != 'removing'").get(l.snapshot) as { n: number };
+          // a container's init layer sits on it, or a container continues on it (after a commit)
+          const snaps = this.db.prepare("SELECT COUNT(*) AS n FROM snapshots WHERE (parent = ? OR lower = ?) AND kind != 'removing'").get(l.snapshot, l.snapshot) as { n: number };
           if (used.n > 0 || children.n > 0 || snaps.n > 0 || this.leased(c)) return false;
           this.db.prepare('DELETE FROM layers WHERE chain_id = ?').run(c);
           this.db.prepare('DELETE FROM blob_sources WHERE diff_id = ? AND NOT EXISTS (SELECT 1 FROM layers WHERE diff_id = ?)').run(l.diffId, l.diffId);
@@ -540,8 +544,41 @@ export class LayerStore {
     return removed;
   }
 
+  /**
+   * Layers nothing uses — no image, no child layer, no container, no live lease: what an
+   * rmi killed between the image's record and its layers left, or an older version's
+   * removal of a container whose image went with rmi -f. (A chain unpacked by a pull that
+   * was killed before its image was recorded is one too.) `remove` removes them (rmi,
+   * prune, system check --repair); otherwise they are only listed.
+   */
+  async unused(opts: { remove?: boolean } = {}): Promise<Digest[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT chain_id FROM layers l WHERE NOT EXISTS (SELECT 1 FROM image_layers WHERE chain_id = l.chain_id)
+           AND NOT EXISTS (SELECT 1 FROM layers c WHERE c.parent = l.chain_id)
+           AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE (s.parent = l.snapshot OR s.lower = l.snapshot) AND s.kind != 'removing')`,
+      )
+      .all() as { chain_id: string }[];
+    const out: Digest[] = [];
+    for (const { chain_id } of rows) {
+      if (this.leased(chain_id)) continue;
+      if (!opts.remove) {
+        out.push(chain_id as Digest);
+        continue;
+      }
+      const chain: Digest[] = [];
+      for (let c: string | undefined = chain_id; c; c = this.get(c)?.parent) chain.unshift(c as Digest);
+      out.push(...(await this.release(chain).catch(() => [] as Digest[])));
+    }
+    return out;
+  }
+
   /** Start-up repair: committed layer snapshots without a layer row (crash between the two) are removed. */
   async sweep(): Promise<void> {
+    await this.sweepSnapshots();
+  }
+
+  private async sweepSnapshots(): Promise<void> {
     const rows = this.db
       .prepare("SELECT key FROM snapshots WHERE kind = 'committed' AND key LIKE 'sha256:%' AND key NOT IN (SELECT snapshot FROM layers)")
       .all() as { key: string }[];

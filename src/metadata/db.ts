@@ -5,11 +5,11 @@
  */
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
-import { EngineError } from '../errors/index.js';
+import { EngineError, storageError } from '../errors/index.js';
 
 export type DB = Database.Database;
 
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: readonly string[] = [
   // 1: the layered image store
   `
   CREATE TABLE snapshots (
@@ -138,30 +138,78 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (container_id, destination)
   );
   `,
+  // 4: a container outlives its image (rmi -f of the image of a stopped container, as
+  // Docker: the container keeps the layers alive), so containers.image_id is no foreign
+  // key any more; an active snapshot may continue on a committed layer besides its parent
+  // chain (snapshots.lower: the layer a commit made of the container's changes)
+  `
+  ALTER TABLE snapshots ADD COLUMN lower TEXT;
+  CREATE INDEX snapshots_lower ON snapshots(lower);
+
+  CREATE TABLE containers_v4 (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    image_id TEXT NOT NULL,
+    image_name TEXT NOT NULL,
+    snapshot TEXT NOT NULL,
+    created TEXT NOT NULL,
+    status TEXT NOT NULL,
+    config TEXT NOT NULL,
+    host_config TEXT NOT NULL,
+    state TEXT NOT NULL
+  );
+  INSERT INTO containers_v4 SELECT id, name, image_id, image_name, snapshot, created, status, config, host_config, state FROM containers;
+  DROP TABLE containers;
+  ALTER TABLE containers_v4 RENAME TO containers;
+  CREATE INDEX containers_image ON containers(image_id);
+  CREATE INDEX containers_status ON containers(status);
+  `,
 ];
 
-export function openDatabase(root: string): DB {
+export interface OpenOptions {
+  /**
+   * Keep the WAL index in heap memory instead of the mapped -shm file (locking_mode=
+   * EXCLUSIVE: one process at a time). For a file system too full to extend the -shm file
+   * safely; see space.ts.
+   */
+  heapIndex?: boolean;
+}
+
+export function openDatabase(root: string, opts: OpenOptions = {}): DB {
+  const path = join(root, 'metadata.db');
   let db: DB;
   try {
-    db = new Database(join(root, 'metadata.db'), { timeout: 30000 });
+    db = new Database(path, { timeout: 30000 });
   } catch (e) {
-    throw new EngineError('unavailable', 'DB_OPEN', `cannot open the metadata database: ${(e as Error).message}`, { where: join(root, 'metadata.db'), cause: e });
+    throw storageError(e, path) ?? new EngineError('unavailable', 'DB_OPEN', `cannot open the metadata database: ${(e as Error).message}`, { where: path, cause: e });
   }
-  // Switching a new database to WAL takes an exclusive lock that does not wait for the
-  // busy timeout: two processes opening a fresh store at once retry instead of failing.
-  for (let attempt = 0; ; attempt++) {
-    try {
-      if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
-      break;
-    } catch (e) {
-      if ((e as { code?: string }).code !== 'SQLITE_BUSY' || attempt > 200) throw e;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10 + Math.floor(Math.random() * 20));
+  try {
+    // nothing of the database file is mapped: a mapped page whose file is truncated, or
+    // whose read fails (EIO), kills the process with SIGBUS instead of returning an error
+    db.pragma('mmap_size = 0');
+    if (opts.heapIndex) db.pragma('locking_mode = EXCLUSIVE');
+    // Switching a new database to WAL takes an exclusive lock that does not wait for the
+    // busy timeout: two processes opening a fresh store at once retry instead of failing.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
+        break;
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'SQLITE_BUSY' || attempt > 200) throw e;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10 + Math.floor(Math.random() * 20));
+      }
     }
+    db.pragma('synchronous = FULL');
+    db.pragma('busy_timeout = 30000');
+    // migrations rebuild tables: foreign keys are off while they run (a DROP TABLE would
+    // otherwise cascade), and checked before they commit
+    db.pragma('foreign_keys = OFF');
+    migrate(db);
+    db.pragma('foreign_keys = ON');
+  } catch (e) {
+    db.close();
+    throw storageError(e, path) ?? e;
   }
-  db.pragma('synchronous = FULL');
-  db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 30000');
-  migrate(db);
   return db;
 }
 
@@ -175,6 +223,8 @@ function migrate(db: DB): void {
       db.exec(MIGRATIONS[i]!);
       db.pragma(`user_version = ${i + 1}`);
     }
+    const bad = db.pragma('foreign_key_check(container_volumes)') as unknown[];
+    if (bad.length) throw new EngineError('data-loss', 'DB_MIGRATION', `the metadata database has ${bad.length} dangling reference(s) after migration`, { hint: 'restore the store from a backup, or start a new one' });
   });
   run.immediate();
 }

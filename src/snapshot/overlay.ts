@@ -24,9 +24,14 @@ export class OverlaySnapshotter extends Snapshotter {
       const lowers = this.chain(key).map((x) => fs(x.id));
       return lowers.length === 1 ? [{ type: 'bind', source: lowers[0]!, readonly: true }] : [{ type: 'overlay', lowers, readonly: true }];
     }
-    // active
+    // active: upper dir, the committed layer it continues on (after a commit), the parent chain
     if (!r.parent) return [{ type: 'bind', source: fs(r.id), readonly: false }];
     const lowers = this.chain(r.parent).map((x) => fs(x.id));
+    if (r.lower) {
+      const l = this.row(r.lower);
+      if (!l || l.kind !== 'committed') throw notFound('SNAPSHOT_NOT_FOUND', `snapshot ${r.lower} does not exist`, { hint: 'the store is missing a layer; run layerbox system check' });
+      lowers.unshift(fs(l.id));
+    }
     return [{ type: 'overlay', lowers, upper: fs(r.id), work: join(this.idDir(r.id), 'work'), readonly: false }];
   }
 }

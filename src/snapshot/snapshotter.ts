@@ -55,6 +55,20 @@ interface Row {
   owner_start: number | null;
   labels: string;
   created: string;
+  /** active snapshots: a committed snapshot stacked between the upper dir and the parent chain */
+  lower: string | null;
+}
+
+/** How an active overlay snapshot is stacked: its upper dir, the committed layer it continues on, the parent chain. */
+export interface Stack {
+  upper: string;
+  work: string;
+  /** the directory of the committed layer right below the upper dir (snapshots.lower), if any */
+  lower?: string;
+  /** the key of that layer */
+  lowerKey?: string;
+  /** the parent chain's directories, top-most first */
+  lowers: string[];
 }
 
 export abstract class Snapshotter {
@@ -193,7 +207,7 @@ export abstract class Snapshotter {
     const tx = this.db.transaction(() => {
       const r = this.row(key);
       if (!r || r.kind === 'removing') throw notFound('SNAPSHOT_NOT_FOUND', `snapshot ${key} does not exist`);
-      const children = this.db.prepare("SELECT COUNT(*) AS n FROM snapshots WHERE parent = ? AND kind != 'removing'").get(key) as { n: number };
+      const children = this.db.prepare("SELECT COUNT(*) AS n FROM snapshots WHERE (parent = ? OR lower = ?) AND kind != 'removing'").get(key, key) as { n: number };
       if (children.n > 0) throw failedPrecondition('SNAPSHOT_HAS_CHILDREN', `cannot remove snapshot ${key}: ${children.n} snapshot(s) depend on it`);
       // free the key at once; the row stays as 'removing' until the directory is gone
       this.db.prepare("UPDATE snapshots SET kind = 'removing', key = ?, parent = NULL WHERE id = ?").run(`removing-${r.id}-${randomBytes(4).toString('hex')}`, r.id);
@@ -209,7 +223,12 @@ export abstract class Snapshotter {
       const grave = join(this.dir, `.trash-${id}-${randomBytes(4).toString('hex')}`);
       // unmount anything left beneath first; removeTree refuses to delete through a mount
       await removeTree(join(d, 'merged')).catch(() => {});
-      renameSync(d, grave);
+      try {
+        renameSync(d, grave);
+      } catch (e) {
+        // another process finishing the same removal (a sweep) got there first
+        if ((e as { code?: string }).code !== 'ENOENT') throw e;
+      }
       await removeTree(grave);
     }
     this.db.prepare('DELETE FROM snapshots WHERE id = ?').run(id);
@@ -227,12 +246,15 @@ export abstract class Snapshotter {
         continue;
       }
       if (r.owner_pid !== null && !isAlive({ pid: r.owner_pid, start: r.owner_start ?? 0 })) {
-        const children = this.db.prepare('SELECT COUNT(*) AS n FROM snapshots WHERE parent = ?').get(r.key) as { n: number };
+        const children = this.db.prepare('SELECT COUNT(*) AS n FROM snapshots WHERE parent = ? OR lower = ?').get(r.key, r.key) as { n: number };
         if (children.n === 0) await this.remove(r.key).catch(() => {});
       }
     }
+    // the directories first, then the rows: a snapshot being prepared has its row before its
+    // directory, so no directory seen here belongs to a row made after the query
+    const names = readdirSync(this.dir);
     const known = new Set((this.db.prepare('SELECT id FROM snapshots').all() as { id: number }[]).map((r) => String(r.id)));
-    for (const name of readdirSync(this.dir)) {
+    for (const name of names) {
       if (name.startsWith('.trash-')) await removeTree(join(this.dir, name));
       else if (/^\d+$/.test(name) && !known.has(name)) {
         // a directory whose row was never committed (crash between mkdir and insert rollback)
@@ -241,6 +263,86 @@ export abstract class Snapshotter {
         await removeTree(grave);
       }
     }
+  }
+
+  /** The committed snapshot an active one continues on (see setLower), if any. */
+  lowerOf(key: string): string | undefined {
+    return this.row(key)?.lower ?? undefined;
+  }
+
+  /**
+   * Stacks the committed snapshot `lower` between the active snapshot `key`'s upper dir and
+   * its parent chain (or removes it with undefined). `lower` must sit on a snapshot of that
+   * chain: it holds changes relative to the same image (a commit of the container). Runs in
+   * the caller's transaction if there is one.
+   */
+  setLower(key: string, lower: string | undefined): void {
+    this.db.transaction(() => {
+      const r = this.row(key);
+      if (!r || r.kind !== 'active') throw notFound('SNAPSHOT_NOT_ACTIVE', `active snapshot ${key} does not exist`);
+      if (lower !== undefined) {
+        const l = this.row(lower);
+        if (!l || l.kind !== 'committed') throw failedPrecondition('SNAPSHOT_PARENT', `snapshot ${lower} is not committed`);
+        const chain = r.parent ? this.chain(r.parent).map((x) => x.key) : [];
+        if (!l.parent || !chain.includes(l.parent)) {
+          throw failedPrecondition('SNAPSHOT_PARENT', `snapshot ${lower} does not sit on the parent chain of ${key}`);
+        }
+      }
+      this.db.prepare('UPDATE snapshots SET lower = ? WHERE id = ?').run(lower ?? null, r.id);
+    })();
+  }
+
+  /** The layers of an active overlay snapshot, split: upper dir, the committed layer it continues on, the parent chain. */
+  stack(key: string): Stack {
+    const r = this.row(key);
+    if (!r || r.kind !== 'active') throw notFound('SNAPSHOT_NOT_ACTIVE', `active snapshot ${key} does not exist`);
+    const fs = (id: number) => join(this.idDir(id), 'fs');
+    const lowers = r.parent ? this.chain(r.parent).map((x) => fs(x.id)) : [];
+    const out: Stack = { upper: fs(r.id), work: join(this.idDir(r.id), 'work'), lowers };
+    if (r.lower) {
+      const l = this.row(r.lower);
+      if (!l || l.kind !== 'committed') throw notFound('SNAPSHOT_NOT_FOUND', `snapshot ${r.lower} does not exist`, { hint: 'the store is missing a layer; run layerbox system check' });
+      out.lower = fs(l.id);
+      out.lowerKey = l.key;
+    }
+    return out;
+  }
+
+  /**
+   * What a snapshot directory holds besides its own `fs` and `work` (partial copies of an
+   * upper dir an interrupted command left, e.g. `fs.private`), and snapshot directories
+   * no row knows. Paths, for `system check`.
+   */
+  leftovers(): { path: string; key?: string }[] {
+    // directories first, then rows (see sweep); trash is a removal under way (sweep's)
+    const names = readdirSync(this.dir).filter((n) => !n.startsWith('.trash-'));
+    const known = new Map((this.db.prepare('SELECT id, kind, key FROM snapshots').all() as { id: number; kind: string; key: string }[]).map((r) => [String(r.id), r]));
+    const out: { path: string; key?: string }[] = [];
+    for (const name of names) {
+      const d = join(this.dir, name);
+      const r = /^\d+$/.test(name) ? known.get(name) : undefined;
+      if (!r) {
+        out.push({ path: d });
+        continue;
+      }
+      if (r.kind === 'removing') continue;
+      for (const e of readdirSync(d)) if (e !== 'fs' && e !== 'work' && e !== 'merged') out.push({ path: join(d, e), key: r.key });
+    }
+    return out;
+  }
+
+  /** Removes what leftovers() listed (rename-then-remove). */
+  async removeLeftover(path: string): Promise<void> {
+    if (!path.startsWith(this.dir + '/')) throw failedPrecondition('NOT_IN_STORE', `${path} is not in the snapshot directory`);
+    const grave = join(this.dir, `.trash-x-${randomBytes(4).toString('hex')}`);
+    await removeTree(join(path, 'merged')).catch(() => {});
+    try {
+      renameSync(path, grave);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') return;
+      throw e;
+    }
+    await removeTree(grave);
   }
 
   /** Apparent size of the snapshot's own files (regular files and symlinks, hard links once). */

@@ -135,3 +135,19 @@ export function listDir(p: string): string[] {
     throw e;
   }
 }
+
+/**
+ * Removes the temporary files (tempName) that processes killed before their rename left in
+ * `dir` (and, with `depth`, in the directories below it): `.tmp-<name>-<pid>-<hex>` of a
+ * pid that no longer runs.
+ */
+export function sweepTempFiles(dir: string, isAlive: (pid: number) => boolean, depth = 0): void {
+  for (const name of listDir(dir)) {
+    const m = /^\.tmp-.*-(\d+)-[0-9a-f]{8}$/.exec(name);
+    if (m) {
+      if (!isAlive(Number(m[1]))) rmSync(join(dir, name), { recursive: true, force: true });
+      continue;
+    }
+    if (depth > 0 && lstatOrUndefined(join(dir, name))?.isDirectory()) sweepTempFiles(join(dir, name), isAlive, depth - 1);
+  }
+}
