@@ -226,12 +226,16 @@ export class LayerApplier implements TarHandler {
       const pos = this.pos;
       this.pos += chunk.length;
       this._backlog += chunk.length;
-      this.chain = this.chain.then(
+      const next = this.chain.then(
         () => writeAll(fd, chunk, pos),
       ).finally(() => {
         this._backlog -= chunk.length;
         this.wake();
       });
+      // the tail of the chain is always observed: a failed write (ENOSPC, EIO) becomes
+      // this applier's failure, never an unhandled rejection that kills the process
+      next.catch(this.noteFailure);
+      this.chain = next;
       return;
     }
     let off = 0;
@@ -349,16 +353,48 @@ export class LayerApplier implements TarHandler {
     this.pendingDirs.clear();
   }
 
-  /** Closes a half-written file after an error. */
+  private readonly noteFailure = (e: unknown): void => {
+    this.failure ??= e;
+    this.wake();
+  };
+
+  /**
+   * Closes a half-written file after an error. A file written behind is closed only once
+   * the writes queued for it have run: closing it under them would make them fail with
+   * EBADF — or, once the descriptor number is reused by the next open, write this layer's
+   * bytes into another file. Await `settle()` before removing what was extracted.
+   */
   abort(): void {
-    if (this.fd >= 0) {
+    if (this.fd < 0) return;
+    const fd = this.fd;
+    this.fd = -1;
+    const close = () => {
       try {
-        closeSync(this.fd);
+        closeSync(fd);
       } catch {
         /* ignore */
       }
-      this.fd = -1;
+    };
+    if (!this.behind) {
+      close();
+      return;
     }
+    this.behind = false;
+    const tracked: Promise<void> = this.chain
+      .catch(() => {})
+      .then(close)
+      .finally(() => {
+        this.pendingFiles.delete(tracked);
+        this.wake();
+      });
+    this.chain = Promise.resolve();
+    this.pendingFiles.add(tracked);
+  }
+
+  /** Waits until no write is queued and every file written behind is closed; never throws. */
+  async settle(): Promise<void> {
+    await Promise.allSettled([this.chain]);
+    while (this.pendingFiles.size > 0) await Promise.allSettled([...this.pendingFiles]);
   }
 
   // ---------------------------------------------------------------- path resolution

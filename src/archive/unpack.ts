@@ -161,7 +161,7 @@ export async function unpackLayer(req: UnpackRequest): Promise<UnpackResult> {
     applier.finish();
   } catch (e) {
     applier.abort();
-    await applier.flush().catch(() => {}); // let queued writes settle before the caller cleans up
+    await applier.settle(); // queued writes land and their files close before the caller cleans up
     discardTarsplit();
     src.destroy();
     throw wrapZlib(e, where);
