@@ -96,6 +96,7 @@ const MESSAGES: Record<string, RegExp> = {
   TAR_BAD_CHECKSUM: /invalid header checksum/,
   TAR_BAD_NUMBER: /negative/,
   TAR_BAD_NAME: /NUL/,
+  TAR_BAD_XATTR: /entry "f" has (xattr name "user\.a\\u0000b" contains NUL|xattr name .* is longer than 255 bytes)/,
   TAR_SPARSE: /sparse/,
   BLOB_DIGEST_MISMATCH: /digest mismatch/,
   DIFFID_MISMATCH: /diffID mismatch/,

@@ -565,6 +565,20 @@ export const CASES = [
         file('xg', 'x\n'),
       ]),
   },
+  {
+    file: 'item6-xattr-name-with-NUL.tar',
+    item: 6,
+    what: 'a PAX record SCHILY.xattr.user.a\\0b (a NUL inside the xattr name) on `f`',
+    expect: { refused: 'TAR_BAD_XATTR' },
+    build: () => tar([file('before', 'x\n'), pax([['SCHILY.xattr.user.a\0b', '1']]), file('f', 'x\n')]),
+  },
+  {
+    file: 'item6-xattr-name-too-long.tar',
+    item: 6,
+    what: 'an xattr name of 300 bytes (the kernel allows 255)',
+    expect: { refused: 'TAR_BAD_XATTR' },
+    build: () => tar([pax([['SCHILY.xattr.user.' + 'n'.repeat(295), '1']]), file('f', 'x\n')]),
+  },
   // ---------------------------------------------------------------- item 7: limits
   {
     file: 'item7-pax-header-over-1MiB.tar',
@@ -824,6 +838,9 @@ What the corpus found (fixed in \`src/archive/apply.ts\` and \`unpack.ts\`):
 * \`CVE-2024-28863-deep-via-symlinks.tar\`, \`item7-resolved-path-too-long.tar\`: names under the
   tar limits resolved, through the layer's symlinks, to a tree 2000 directories deep (or past
   PATH_MAX): now \`LAYER_TOO_DEEP\`.
+* \`item6-xattr-name-with-NUL.tar\`: a NUL inside a \`SCHILY.xattr.\` name reached \`lsetxattr\` and
+  died with an uncaught \`TypeError: string argument contains NUL\`; an over-long name gave a
+  bare ERANGE. Both are now \`TAR_BAD_XATTR\`, naming the entry (in \`tar/reader.ts\`).
 * Every refused layer left its tar-split file in \`<root>/tmp\`; refusals did not say which
   layer they were about; zero chunks under 4 KiB from the decompressor were written, not
   holes (a gzip bomb allocated a block per MiB).

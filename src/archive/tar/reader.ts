@@ -114,6 +114,20 @@ interface Pending {
   uname?: string;
   gname?: string;
   xattrs?: Map<string, Buffer>;
+  /** why a SCHILY.xattr record cannot be applied (reported with the entry's name) */
+  badXattr?: string;
+}
+
+/** Linux's XATTR_NAME_MAX and XATTR_SIZE_MAX. */
+const XATTR_NAME_MAX = 255;
+const XATTR_SIZE_MAX = 65536;
+
+function xattrProblem(name: string, value: Buffer): string | undefined {
+  if (name === '') return 'an xattr with an empty name';
+  if (name.includes('\0')) return `xattr name ${JSON.stringify(name)} contains NUL`;
+  if (Buffer.byteLength(name) > XATTR_NAME_MAX) return `xattr name ${JSON.stringify(name.slice(0, 40) + '…')} is longer than ${XATTR_NAME_MAX} bytes`;
+  if (value.length > XATTR_SIZE_MAX) return `xattr ${JSON.stringify(name)} has a ${value.length}-byte value, over the ${XATTR_SIZE_MAX}-byte limit`;
+  return undefined;
 }
 
 /** Parses PAX records `"%d %s=%s\n"`. Values of xattrs stay bytes. */
@@ -137,7 +151,11 @@ export function parsePax(buf: Buffer, into: Pending): void {
     const value = rec.subarray(eq + 1);
     off += len;
     if (key.startsWith('SCHILY.xattr.')) {
-      (into.xattrs ??= new Map()).set(key.slice(13), Buffer.from(value));
+      const name = key.slice(13);
+      // refused once the entry it belongs to is known (its name makes the error clear)
+      const bad = xattrProblem(name, value);
+      if (bad) into.badXattr ??= bad;
+      else (into.xattrs ??= new Map()).set(name, Buffer.from(value));
       continue;
     }
     const s = value.toString('utf8');
@@ -372,6 +390,12 @@ export class TarParser {
     if (type !== 'file') h.size = 0;
     this.checkName(h.name);
     if (h.linkname) this.checkName(h.linkname);
+    if (p.badXattr) {
+      throw invalidArgument('TAR_BAD_XATTR', `tar: entry ${JSON.stringify(h.name)} has ${p.badXattr}`, {
+        where: h.name,
+        hint: 'the archive is malformed: rebuild it without that extended attribute',
+      });
+    }
     this.entries++;
     this.h.onEntry(h);
     this.remaining = dataSize;
