@@ -49,6 +49,7 @@ import type { TarHandler } from './tar/reader.js';
 import type { TarHeader } from './tar/header.js';
 import { cleanComponents, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './paths.js';
 import type { TarSplitWriter } from './tarsplit.js';
+import { MAX_NAME_DEPTH } from './limits.js';
 
 /** `none`: not a layer (`cp -` into a container): `.wh.` names are ordinary files, as in Docker's Untar. */
 export type WhiteoutMode = 'overlay' | 'delete' | 'none';
@@ -80,7 +81,8 @@ export interface ApplyStats {
 
 const MAX_SYMLINK_HOPS = 255;
 /** Limits on where a name *resolves* to (symlinks can stack names that each pass the tar limits). */
-const MAX_DEPTH = 1024;
+const MAX_DEPTH = MAX_NAME_DEPTH;
+/** the kernel's PATH_MAX */
 const MAX_PATH = 4096;
 const MAX_MAJOR = 0xfff;
 /** Files at least this big are written behind, on the thread pool. */

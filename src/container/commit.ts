@@ -17,6 +17,7 @@ import { writeLayer } from '../archive/layerwriter.js';
 import { TarSplitWriter } from '../archive/tarsplit.js';
 import { applyChanges } from '../image/changes.js';
 import type { ImageStore } from '../image/images.js';
+import { checkLayerCount } from '../image/layers.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { run } from '../sys/exec.js';
 import type { ContainerManager } from './manager.js';
@@ -64,6 +65,7 @@ export async function commitContainer(deps: CommitDeps, ref: string, opts: Commi
   const { upper, lowers } = layerDirs(deps, c);
   const image = deps.images.get(c.imageId);
   if (!image) throw failedPrecondition('COMMIT_NO_IMAGE', `the image of container ${c.name} is gone`);
+  checkLayerCount(image.chain.length + 1, `the image committed from ${c.name}`, 'would have'); // before any work
   const parentConfig = await deps.images.config(image.id);
 
   let paused = opts.pause !== false && c.state.Running && !c.state.Paused;

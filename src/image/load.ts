@@ -22,7 +22,7 @@ import type { Descriptor, ImageConfig, Manifest } from '../oci/types.js';
 import { TarIndex } from '../archive/tarindex.js';
 import { decompressor } from '../archive/compress.js';
 import { assertImageConfig, type ImageStore } from './images.js';
-import type { LayerEvent, LayerSource, LayerStore } from './layers.js';
+import { checkLayerCount, type LayerEvent, type LayerSource, type LayerStore } from './layers.js';
 import { hostPlatform, platformMatches } from './platform.js';
 
 const MAX_JSON = 4 << 20;
@@ -327,10 +327,14 @@ async function ociManifest(r: LayoutReader, d: Descriptor, where: string, names:
 
 async function loadCandidates(ctx: LoadContext, cands: Candidate[], opts: LoadOptions): Promise<LoadedImage[]> {
   if (cands.length === 0) throw invalidArgument('LOAD_NO_IMAGES', 'the archive holds no image for this platform', { hint: 'check the archive with `tar -tf`' });
+  // every image of the archive is checked before any is stored
+  const label = (c: Candidate) => (c.tags.length ? `image ${c.tags[0]!.familiarString()}` : `image ${c.id}`);
+  for (const c of cands) checkLayerCount(c.config.rootfs.diff_ids.length, label(c));
   const out: LoadedImage[] = [];
   for (const [n, c] of cands.entries()) {
     const diffIds = c.config.rootfs.diff_ids.map((d) => parseDigest(d));
     const lease = await ctx.layers.ensure(diffIds, c.layer, {
+      where: label(c),
       concurrency: opts.concurrency,
       maxLayerBytes: opts.maxLayerBytes,
       warn: opts.warn,
