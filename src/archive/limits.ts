@@ -12,6 +12,13 @@ export const MAX_NAME_BYTES = 4096;
 /** An entry name: at most this many components (directories and the entry itself). */
 export const MAX_NAME_DEPTH = 1024;
 
+/**
+ * Bytes accepted after the end-of-archive marker. GNU tar pads to 10 KiB records; Go's
+ * archive/tar (Docker) ignores whatever follows, but hashes it into the diffID, so some is
+ * kept; an endless stream after the marker is refused.
+ */
+export const MAX_TRAILER = 16 * 1024 * 1024;
+
 /** Components of a tar name that name something: `a//b/./c/` is 3 deep. */
 export function nameDepth(name: string): number {
   let depth = 0;

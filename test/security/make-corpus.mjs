@@ -194,7 +194,8 @@ export async function* zeroFileTar(size = 8 * 1024 ** 3, chunk = 1 << 20, name =
 }
 
 /**
- * An endless gzip stream of a tar whose single file claims 1 TiB of zeros. zlib makes two
+ * An endless gzip stream of a tar whose single file claims 1 TiB of zeros (with
+ * `entries`: of a tar of ever more 1 MiB files of zeros, none claiming much). zlib makes two
  * independent (full-flushed, byte-aligned, non-final) deflate pieces once: the tar header
  * and 1 MiB of zeros (~1 KiB compressed); the zero piece is then repeated — each ~1 KiB
  * chunk inflates to 1 MiB. Stops after `maxChunks` pieces (so a failing test ends) without
@@ -203,9 +204,10 @@ export async function* zeroFileTar(size = 8 * 1024 ** 3, chunk = 1 << 20, name =
  */
 export async function* gzipBomb(o = {}) {
   const maxChunks = o.maxChunks ?? 64 * 1024;
-  const head = Buffer.concat([pax([['size', String(1024 ** 4)]]), header({ name: 'bomb', type: '0', size: 0 })]);
   const flush = { finishFlush: Z.Z_FULL_FLUSH };
-  const z = deflateRawSync(Buffer.alloc(1 << 20), flush);
+  // o.entries: no entry declares a huge size; each piece is a new 1 MiB file of zeros
+  const head = o.entries ? Buffer.alloc(0) : Buffer.concat([pax([['size', String(1024 ** 4)]]), header({ name: 'bomb', type: '0', size: 0 })]);
+  const z = deflateRawSync(o.entries ? Buffer.concat([header({ name: 'bomb', type: '0', size: 1 << 20 }), Buffer.alloc(1 << 20)]) : Buffer.alloc(1 << 20), flush);
   try {
     yield Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]), deflateRawSync(head, flush)]);
     for (let i = 0; i < maxChunks; i++) yield Buffer.from(z);
@@ -652,8 +654,8 @@ export const CASES = [
   {
     file: 'item7-huge-size-truncated.tar',
     item: 7,
-    what: 'a file whose PAX size says 1 PiB, followed by 1 KiB of data and the end',
-    expect: { refused: 'TAR_TRUNCATED' },
+    what: 'a file whose PAX size says 1 PiB, followed by 1 KiB of data and the end (refused at its header: more than the layer quota)',
+    expect: { refused: 'LAYER_TOO_LARGE' },
     build: () => tar([pax([['size', String(1024 ** 5)]]), header({ name: 'huge', size: 0 }), Buffer.alloc(1024, 0x61)], { end: false }),
   },
   // ---------------------------------------------------------------- item 8: devices, global headers
@@ -820,7 +822,8 @@ Two cases are not files, because they are large: the test generates them as stre
 | Item | Case | Input | Expected |
 |---|---|---|---|
 | 7 | 8 GiB of zeros (stream: \`zeroFileTar()\`) | one regular file of 8 GiB of zeros, size in a PAX record | contained: the file is 8 GiB long but sparse (no blocks), and the process's memory does not grow |
-| 7 | gzip bomb (stream: \`gzipBomb()\`) | an endless gzip stream (each ~1 KiB inflates to 1 MiB) of a tar claiming a 1 TiB file | refused: \`LAYER_TOO_LARGE\` at the \`maxBytes\` quota, memory flat, the source closed |
+| 7 | gzip bomb (stream: \`gzipBomb()\`) | an endless gzip stream (each ~1 KiB inflates to 1 MiB) of a tar claiming a 1 TiB file | refused: \`LAYER_TOO_LARGE\` at that header (it declares more than the \`maxBytes\` quota), the source closed |
+| 7 | gzip bomb of files (stream: \`gzipBomb({ entries: true })\`) | the same, of ever more 1 MiB files of zeros | refused: \`LAYER_TOO_LARGE\` at the \`maxBytes\` quota, memory flat, the source closed |
 
 | Item | File | Input | Expected |
 |---|---|---|---|

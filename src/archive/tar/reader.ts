@@ -11,7 +11,7 @@
  */
 import { invalidArgument, dataLoss, unsupported } from '../../errors/index.js';
 import { BLOCK, blockPadding, type EntryType, type TarHeader } from './header.js';
-import { MAX_EXTENDED_HEADER, MAX_NAME_BYTES, MAX_NAME_DEPTH, nameProblem, shortName } from '../limits.js';
+import { MAX_EXTENDED_HEADER, MAX_NAME_BYTES, MAX_NAME_DEPTH, MAX_TRAILER, nameProblem, shortName } from '../limits.js';
 
 export interface TarHandler {
   /** A new entry. File payload (if any) follows through onData, then onEnd. */
@@ -26,9 +26,11 @@ export interface TarLimits {
   maxExtendedHeader: number;
   maxPathBytes: number;
   maxPathDepth: number;
+  /** bytes accepted after the end-of-archive marker (padding to a record, usually) */
+  maxTrailer: number;
 }
 
-export const DEFAULT_LIMITS: TarLimits = { maxExtendedHeader: MAX_EXTENDED_HEADER, maxPathBytes: MAX_NAME_BYTES, maxPathDepth: MAX_NAME_DEPTH };
+export const DEFAULT_LIMITS: TarLimits = { maxExtendedHeader: MAX_EXTENDED_HEADER, maxPathBytes: MAX_NAME_BYTES, maxPathDepth: MAX_NAME_DEPTH, maxTrailer: MAX_TRAILER };
 
 const enum State {
   Header,
@@ -87,7 +89,12 @@ function num(b: Buffer, off: number, len: number, field: string): number {
 }
 
 function checksumOk(b: Buffer, off: number): boolean {
-  const stored = num(b, off + 148, 8, 'checksum');
+  let stored: number;
+  try {
+    stored = num(b, off + 148, 8, 'checksum');
+  } catch {
+    return false; // not even a number: not a header
+  }
   let unsigned = 0;
   let signed = 0;
   for (let i = 0; i < BLOCK; i++) {
@@ -213,6 +220,8 @@ export class TarParser {
   private ext: Buffer[] = [];
   private carry: Buffer | undefined;
   private zeroBlocks = 0;
+  private trailer = 0;
+  private bufStart = 0;
   private entries = 0;
   private offset = 0;
   private readonly limits: TarLimits;
@@ -235,6 +244,8 @@ export class TarParser {
       buf = Buffer.concat([this.carry, chunk]);
       this.carry = undefined;
     }
+    // stream offset of buf[0] (for messages)
+    this.bufStart = this.offset - (buf.length - chunk.length);
     let pos = 0;
     const n = buf.length;
     while (pos < n) {
@@ -266,7 +277,15 @@ export class TarParser {
           break;
         }
         case State.Trailer: {
-          // Everything after the end-of-archive marker (usually zero padding to a record).
+          // Everything after the end-of-archive marker (usually zero padding to a record,
+          // 10 KiB for GNU tar). Bounded: /dev/zero is an empty archive followed by zeros
+          // that never end.
+          this.trailer += n - pos;
+          if (this.trailer > this.limits.maxTrailer) {
+            throw invalidArgument('TAR_TRAILING_DATA', `tar: more than ${this.limits.maxTrailer} bytes after the end-of-archive marker${this.entries === 0 ? ', and no entry before it: this is not a tar archive (a stream of zeros?)' : ' (an endless stream?)'}`, {
+              hint: 'give a tar archive that ends',
+            });
+          }
           this.h.onRaw?.(buf.subarray(pos));
           pos = n;
           break;
@@ -338,7 +357,7 @@ export class TarParser {
       throw invalidArgument('TAR_BAD_HEADER', 'tar: data after an end-of-archive block');
     }
     if (!checksumOk(buf, off)) {
-      throw invalidArgument('TAR_BAD_CHECKSUM', `tar: invalid header checksum at byte ${this.offset + 0}`, {
+      throw invalidArgument('TAR_BAD_CHECKSUM', `tar: invalid header checksum at byte ${this.bufStart + off}`, {
         hint: 'the archive is corrupt or not a tar file',
       });
     }
