@@ -252,7 +252,7 @@ export function registerContainerCommands(ctx: Ctx): void {
             Command: quoteCommand(c, o.trunc),
             CreatedAt: goTime(c.created),
             ID: id(c.id),
-            Image: c.imageName,
+            Image: ((n) => (n === c.imageId && o.trunc ? n.slice(7, 19) : n))(engine.images.displayName(c.imageName, c.imageId)),
             Labels: Object.entries(c.config.Labels ?? {}).map(([k, v]) => `${k}=${v}`).join(','),
             LocalVolumes: '0',
             Mounts: c.hostConfig.Mounts.map((m) => m.Source || m.Target).join(','),

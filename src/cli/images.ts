@@ -244,6 +244,7 @@ export function registerImageCommands(ctx: Ctx): void {
       .action(async (names: string[], o: { force?: boolean; prune: boolean }) => {
         const engine = await ctx.engine();
         let failed = 0;
+        let fatal = false;
         for (const n of names) {
           try {
             for (const ev of await engine.removeImage(n, { force: o.force, noPrune: !o.prune })) {
@@ -252,10 +253,12 @@ export function registerImageCommands(ctx: Ctx): void {
           } catch (e) {
             if (!isEngineError(e)) throw e;
             failed++;
+            if (e.kind !== 'not-found') fatal = true;
             process.stderr.write(`Error: ${e.describe()}\n`);
           }
         }
-        if (failed) throw new ExitError(1);
+        // Docker: with -f, images that are not there are reported, not a failure
+        if (failed && (!o.force || fatal)) throw new ExitError(1);
       });
   rmi(p.command('rmi'));
   rmi(image.command('rm').alias('remove'));
@@ -278,7 +281,7 @@ export function registerImageCommands(ctx: Ctx): void {
         for (const ev of events) ctx.out.write('Untagged' in ev ? `untagged: ${ev.Untagged}\n` : `deleted: ${ev.Deleted}\n`);
         ctx.out.write('\n');
       }
-      ctx.out.write(`Total reclaimed space: ${humanSize(reclaimed)}\n`);
+      ctx.out.write(`Total reclaimed space: ${humanSize(reclaimed, 4)}\n`); // Docker: units.HumanSize, 4 digits
     });
 
   // ---------------------------------------------------------------- mount

@@ -698,6 +698,8 @@ export class ContainerManager {
     const { network } = opts.released ? { network: Promise.resolve() } : await this.releaseRuntime(c);
     // mark first: a crash from here on leaves a row that says it is being removed
     this.store.setState(c.id, { ...(this.store.get(c.id)?.state ?? c.state), Status: 'removing' });
+    // an image removed while this container used it (rmi -f) left its layers to us
+    const held = this.d.images.get(c.imageId) ? undefined : this.d.images.layers.layerUnder(c.snapshot);
     const vols = (this.d.db.prepare('SELECT volume FROM container_volumes WHERE container_id = ?').all(c.id) as { volume: string }[]).map((r) => r.volume);
     this.d.db.prepare('DELETE FROM container_volumes WHERE container_id = ?').run(c.id);
     const snaps = (async () => {
@@ -711,6 +713,7 @@ export class ContainerManager {
     await network;
     await files;
     this.store.delete(c.id);
+    if (held) await this.d.images.layers.releaseFrom(held);
     trace('cleanup: removed');
     if (opts.volumes) {
       for (const v of vols) {

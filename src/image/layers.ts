@@ -565,6 +565,25 @@ export class LayerStore {
     return removed;
   }
 
+  /** The top layer a snapshot (a container's) is stacked on, if any. */
+  layerUnder(key: string): Digest | undefined {
+    for (let k = this.snapshots.stat(key)?.parent, n = 0; k !== undefined && n < 8; k = this.snapshots.stat(k)?.parent, n++) {
+      const l = this.db.prepare('SELECT chain_id FROM layers WHERE snapshot = ?').get(k) as { chain_id: string } | undefined;
+      if (l) return l.chain_id as Digest;
+    }
+    return undefined;
+  }
+
+  /**
+   * Releases the chain that ends at `top` (see release): for the layers of an image that
+   * was removed while a container held them (`rmi -f`), once that container is gone.
+   */
+  async releaseFrom(top: Digest): Promise<Digest[]> {
+    const chain: Digest[] = [];
+    for (let c: Digest | undefined = top; c !== undefined && chain.length <= MAX_IMAGE_LAYERS; c = this.get(c)?.parent) chain.unshift(c);
+    return this.release(chain);
+  }
+
   /** Start-up repair: committed layer snapshots without a layer row (crash between the two) are removed. */
   async sweep(): Promise<void> {
     const rows = this.db

@@ -9,7 +9,10 @@ import { EngineError } from '../errors/index.js';
 
 export type DB = Database.Database;
 
-const MIGRATIONS: string[] = [
+/** A migration; `foreignKeysOff` for one that rebuilds a table others reference (SQLite's 12-step ALTER). */
+type Migration = string | { sql: string; foreignKeysOff: true };
+
+const MIGRATIONS: Migration[] = [
   // 1: the layered image store
   `
   CREATE TABLE snapshots (
@@ -138,6 +141,31 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (container_id, destination)
   );
   `,
+  // 4: a container keeps its image ID when the image is removed (rmi -f, as Docker): no
+  // foreign key from containers to images any more. The layers stay, held by the
+  // container's snapshots, and are released when the container goes.
+  {
+    foreignKeysOff: true,
+    sql: `
+  CREATE TABLE containers_new (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    image_id TEXT NOT NULL,
+    image_name TEXT NOT NULL,
+    snapshot TEXT NOT NULL,
+    created TEXT NOT NULL,
+    status TEXT NOT NULL,
+    config TEXT NOT NULL,
+    host_config TEXT NOT NULL,
+    state TEXT NOT NULL
+  );
+  INSERT INTO containers_new (id, name, image_id, image_name, snapshot, created, status, config, host_config, state)
+    SELECT id, name, image_id, image_name, snapshot, created, status, config, host_config, state FROM containers;
+  DROP TABLE containers;
+  ALTER TABLE containers_new RENAME TO containers;
+  CREATE INDEX containers_image ON containers(image_id);
+  `,
+  },
 ];
 
 export function openDatabase(root: string): DB {
@@ -168,15 +196,27 @@ export function openDatabase(root: string): DB {
 function migrate(db: DB): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current >= MIGRATIONS.length) return;
-  // BEGIN IMMEDIATE: two processes opening a new store do not both migrate
-  const run = db.transaction(() => {
-    const v = db.pragma('user_version', { simple: true }) as number;
-    for (let i = v; i < MIGRATIONS.length; i++) {
-      db.exec(MIGRATIONS[i]!);
-      db.pragma(`user_version = ${i + 1}`);
-    }
-  });
-  run.immediate();
+  // A table rebuild must not cascade (DROP TABLE deletes its rows first, and ON DELETE
+  // CASCADE would empty the tables that reference it): foreign keys are off for the
+  // migration — the pragma cannot change inside a transaction — and checked before commit.
+  const fkOff = MIGRATIONS.slice(current).some((m) => typeof m !== 'string' && m.foreignKeysOff);
+  if (fkOff) db.pragma('foreign_keys = OFF');
+  try {
+    // BEGIN IMMEDIATE: two processes opening a new store do not both migrate
+    const run = db.transaction(() => {
+      const v = db.pragma('user_version', { simple: true }) as number;
+      for (let i = v; i < MIGRATIONS.length; i++) {
+        const m = MIGRATIONS[i]!;
+        db.exec(typeof m === 'string' ? m : m.sql);
+        db.pragma(`user_version = ${i + 1}`);
+      }
+      const broken = db.pragma('foreign_key_check') as unknown[];
+      if (broken.length > 0) throw new EngineError('internal', 'DB_MIGRATION', `metadata migration left ${broken.length} broken references`);
+    });
+    run.immediate();
+  } finally {
+    if (fkOff) db.pragma('foreign_keys = ON');
+  }
 }
 
 export const now = (): string => new Date().toISOString();
