@@ -49,6 +49,7 @@ import type { TarHandler } from './tar/reader.js';
 import type { TarHeader } from './tar/header.js';
 import { cleanComponents, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './paths.js';
 import type { TarSplitWriter } from './tarsplit.js';
+import { MAX_NAME_DEPTH } from './limits.js';
 
 /** `none`: not a layer (`cp -` into a container): `.wh.` names are ordinary files, as in Docker's Untar. */
 export type WhiteoutMode = 'overlay' | 'delete' | 'none';
@@ -80,7 +81,8 @@ export interface ApplyStats {
 
 const MAX_SYMLINK_HOPS = 255;
 /** Limits on where a name *resolves* to (symlinks can stack names that each pass the tar limits). */
-const MAX_DEPTH = 1024;
+const MAX_DEPTH = MAX_NAME_DEPTH;
+/** the kernel's PATH_MAX */
 const MAX_PATH = 4096;
 const MAX_MAJOR = 0xfff;
 /** Files at least this big are written behind, on the thread pool. */
@@ -226,18 +228,16 @@ export class LayerApplier implements TarHandler {
       const pos = this.pos;
       this.pos += chunk.length;
       this._backlog += chunk.length;
-      this.chain = this.chain.then(
+      const next = this.chain.then(
         () => writeAll(fd, chunk, pos),
       ).finally(() => {
         this._backlog -= chunk.length;
         this.wake();
       });
-      // a failed write (ENOSPC) is the applier's failure at once: the next chunk, drain and
-      // flush report it, and the rejection is never left unhandled meanwhile
-      this.chain.catch((e: unknown) => {
-        this.failure ??= e;
-        this.wake();
-      });
+      // the tail of the chain is always observed: a failed write (ENOSPC, EIO) becomes
+      // this applier's failure, never an unhandled rejection that kills the process
+      next.catch(this.noteFailure);
+      this.chain = next;
       return;
     }
     let off = 0;
@@ -355,23 +355,48 @@ export class LayerApplier implements TarHandler {
     this.pendingDirs.clear();
   }
 
-  /** Closes a half-written file after an error. */
+  private readonly noteFailure = (e: unknown): void => {
+    this.failure ??= e;
+    this.wake();
+  };
+
+  /**
+   * Closes a half-written file after an error. A file written behind is closed only once
+   * the writes queued for it have run: closing it under them would make them fail with
+   * EBADF — or, once the descriptor number is reused by the next open, write this layer's
+   * bytes into another file. Await `settle()` before removing what was extracted.
+   */
   abort(): void {
-    if (this.fd >= 0) {
-      const fd = this.fd;
-      this.fd = -1;
-      const close = () => {
-        try {
-          closeSync(fd);
-        } catch {
-          /* ignore */
-        }
-      };
-      // writes behind may still be queued on it: close once they are done, never under them
-      // (a closed descriptor's number is soon another file's)
-      if (this.behind) void this.chain.then(close, close);
-      else close();
+    if (this.fd < 0) return;
+    const fd = this.fd;
+    this.fd = -1;
+    const close = () => {
+      try {
+        closeSync(fd);
+      } catch {
+        /* ignore */
+      }
+    };
+    if (!this.behind) {
+      close();
+      return;
     }
+    this.behind = false;
+    const tracked: Promise<void> = this.chain
+      .catch(() => {})
+      .then(close)
+      .finally(() => {
+        this.pendingFiles.delete(tracked);
+        this.wake();
+      });
+    this.chain = Promise.resolve();
+    this.pendingFiles.add(tracked);
+  }
+
+  /** Waits until no write is queued and every file written behind is closed; never throws. */
+  async settle(): Promise<void> {
+    await Promise.allSettled([this.chain]);
+    while (this.pendingFiles.size > 0) await Promise.allSettled([...this.pendingFiles]);
   }
 
   // ---------------------------------------------------------------- path resolution

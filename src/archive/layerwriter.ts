@@ -38,6 +38,7 @@ import { lgetxattr, llistxattr } from '../sys/native.js';
 import type { EntryType, TarHeader } from './tar/header.js';
 import { encodeHeader, paddingFor, END_OF_ARCHIVE } from './tar/writer.js';
 import type { TarSplitWriter } from './tarsplit.js';
+import { MAX_EXTENDED_HEADER, MAX_NAME_BYTES, MAX_NAME_DEPTH, nameDepth, nameProblem, shortName, type NameProblem } from './limits.js';
 import { WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './paths.js';
 import { checkExpressible, devMajor, devMinor, floorSeconds, isOpaqueDir, isOverlayXattr, isWhiteout, lstatBig, readNames, type OverlayXattrOptions } from './overlayfs.js';
 
@@ -151,6 +152,23 @@ function header(name: string, type: EntryType, st: BigIntStats, extra: Partial<T
   };
 }
 
+function unwritableName(name: string, p: NameProblem, upper: string) {
+  const shown = JSON.stringify('/' + shortName(name));
+  if (p.code === 'TAR_TOO_DEEP') {
+    return unsupported('LAYER_PATH_TOO_DEEP', `${shown} is ${nameDepth(name)} directories deep: a layer holds paths at most ${MAX_NAME_DEPTH} deep (load and pull refuse deeper ones), so this container cannot be committed`, {
+      where: upper,
+      hint: 'move the deep tree higher or pack it into an archive inside the container, then commit again',
+    });
+  }
+  if (p.code === 'TAR_NAME_TOO_LONG') {
+    return unsupported('LAYER_NAME_TOO_LONG', `${shown} is ${Buffer.byteLength(name)} bytes long: a layer holds paths of at most ${MAX_NAME_BYTES} bytes (load and pull refuse longer ones), so this container cannot be committed`, {
+      where: upper,
+      hint: 'rename or move the file inside the container, then commit again',
+    });
+  }
+  return unsupported('LAYER_BAD_NAME', `${shown} cannot be put in a layer: its name ${p.message}`, { where: upper });
+}
+
 function readLinkTarget(abs: string, rel: string): string {
   const t = readlinkSync(abs);
   if (t.includes('\uFFFD') && !Buffer.from(t, 'utf8').equals(readlinkSync(abs, { encoding: 'buffer' }))) {
@@ -180,7 +198,19 @@ export async function writeLayer(upper: string, lowers: readonly string[], out: 
   let ticks = 0;
 
   const emitHeader = async (h: TarHeader): Promise<void> => {
+    // what load and pull would refuse is refused here, at commit (RELIABILITY item 37)
+    const bad = nameProblem(h.type === 'dir' ? h.name + '/' : h.name);
+    if (bad) throw unwritableName(h.name, bad, upper);
     const b = encodeHeader(h);
+    if (b[156] === 0x78 && b.length > 512) {
+      const paxSize = parseInt(b.toString('latin1', 124, 135), 8);
+      if (paxSize > MAX_EXTENDED_HEADER) {
+        throw unsupported('LAYER_HEADER_TOO_LARGE', `${JSON.stringify('/' + shortName(h.name))} cannot be put in a layer: its name and extended attributes need a ${paxSize}-byte PAX header, over the ${MAX_EXTENDED_HEADER}-byte limit of load and pull`, {
+          where: join(upper, h.name),
+          hint: 'remove extended attributes from the file inside the container, then commit again',
+        });
+      }
+    }
     ts?.raw(b);
     if (!w.tryPut(b)) await w.put(b);
     entries++;

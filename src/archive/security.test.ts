@@ -63,7 +63,7 @@ interface Corpus {
   buildCorpus(): Map<string, Buffer>;
   readme(): string;
   zeroFileTar(size?: number, chunk?: number, name?: string): AsyncGenerator<Buffer>;
-  gzipBomb(o?: { maxChunks?: number; onClose?: () => void }): AsyncGenerator<Buffer>;
+  gzipBomb(o?: { maxChunks?: number; entries?: boolean; onClose?: () => void }): AsyncGenerator<Buffer>;
   tar(parts: Buffer[], o?: { end?: boolean }): Buffer;
   file(name: string, content?: string | Buffer, o?: Record<string, unknown>): Buffer;
   dir(name: string, o?: Record<string, unknown>): Buffer;
@@ -96,6 +96,7 @@ const MESSAGES: Record<string, RegExp> = {
   TAR_BAD_CHECKSUM: /invalid header checksum/,
   TAR_BAD_NUMBER: /negative/,
   TAR_BAD_NAME: /NUL/,
+  TAR_BAD_XATTR: /entry "f" has (xattr name "user\.a\\u0000b" contains NUL|xattr name .* is longer than 255 bytes)/,
   TAR_SPARSE: /sparse/,
   BLOB_DIGEST_MISMATCH: /digest mismatch/,
   DIFFID_MISMATCH: /diffID mismatch/,
@@ -710,14 +711,41 @@ test('item 7: zero runs of any size become holes without changing any file\'s by
   }
 });
 
-test('item 7: a gzip bomb stops at the maxBytes quota with LAYER_TOO_LARGE, memory flat, the source closed', async (t) => {
+test('item 7: a gzip bomb whose file declares 1 TiB is refused at that header with LAYER_TOO_LARGE, the source closed', async () => {
+  const w = makeWork('overlay');
+  try {
+    let closed = false;
+    let compressed = 0;
+    const bomb = corpus.gzipBomb({ onClose: () => (closed = true) });
+    async function* counted(): AsyncGenerator<Buffer> {
+      try {
+        for await (const c of bomb) {
+          compressed += c.length;
+          yield c;
+        }
+      } finally {
+        await bomb.return(undefined);
+      }
+    }
+    const quota = 512 * MiB;
+    const e = assertRefused(await unpack(counted(), w, { maxBytes: quota, where: 'gzip bomb' }), 'LAYER_TOO_LARGE');
+    assert.match(e.message, new RegExp(`${quota}-byte quota.*"bomb" declares 1099511627776 bytes`));
+    assert.ok(compressed < 64 * 1024, `read ${compressed} compressed bytes before refusing`);
+    assert.ok(closed, 'unpackLayer stopped reading and closed the source');
+    assert.ok(!existsSync(at(w, 'bomb')), 'nothing was created for it');
+  } finally {
+    rmSync(w.dir, { recursive: true, force: true });
+  }
+});
+
+test('item 7: a gzip bomb of ever more 1 MiB files stops at the maxBytes quota with LAYER_TOO_LARGE, memory flat, the source closed', async (t) => {
   const w = makeWork('overlay');
   try {
     let closed = false;
     let compressed = 0;
     let max = 0;
     let n = 0;
-    const bomb = corpus.gzipBomb({ onClose: () => (closed = true) });
+    const bomb = corpus.gzipBomb({ entries: true, onClose: () => (closed = true) });
     async function* sampled(): AsyncGenerator<Buffer> {
       try {
         for await (const c of bomb) {

@@ -15,6 +15,7 @@ import { decompressor } from './compress.js';
 import { LayerApplier, type ApplyStats, type WhiteoutMode } from './apply.js';
 import { TarParser } from './tar/reader.js';
 import { TarSplitWriter } from './tarsplit.js';
+import { SpaceGuard } from './space.js';
 
 export interface UnpackRequest {
   source: AsyncIterable<Buffer> | Readable;
@@ -35,6 +36,8 @@ export interface UnpackRequest {
   tarsplitPath?: string;
   /** Quota on uncompressed bytes (gzip bombs). */
   maxBytes?: number;
+  /** Refuse before the target's file system is nearly full (see space.ts). */
+  spaceCheck?: boolean;
   /** Where the layer came from, for error messages. */
   where?: string;
   onProgress?: (p: { in: number; out: number }) => void;
@@ -64,6 +67,16 @@ export async function unpackLayer(req: UnpackRequest): Promise<UnpackResult> {
   let blobBytes = 0;
   let tarBytes = 0;
   const maxBytes = req.maxBytes ?? DEFAULT_MAX_LAYER_BYTES;
+  // the disk is a quota too: refused while some space is left, not at ENOSPC (first:
+  // nothing is created yet when it refuses at once)
+  let space: SpaceGuard | undefined;
+  try {
+    space = req.spaceCheck ? new SpaceGuard(req.target, `extracting ${where}`) : undefined;
+  } catch (e) {
+    if (req.source instanceof Readable) req.source.destroy();
+    else void (req.source as AsyncGenerator<Buffer>).return?.(undefined);
+    throw e;
+  }
   const tarsplit = req.tarsplitPath ? new TarSplitWriter(req.tarsplitPath) : undefined;
   // a failed unpack leaves no tar-split file behind (the caller only adopts it on success)
   const discardTarsplit = () => {
@@ -71,7 +84,24 @@ export async function unpackLayer(req: UnpackRequest): Promise<UnpackResult> {
     if (req.tarsplitPath) rmSync(req.tarsplitPath, { force: true });
   };
   const applier = new LayerApplier({ root: req.target, whiteouts: req.whiteouts, fresh: req.fresh, tarsplit, warn: req.warn, ...(req.sameOwner !== undefined ? { sameOwner: req.sameOwner } : {}) });
-  const parser = new TarParser(applier);
+  const tooLarge = (detail: string) =>
+    new EngineError('resource-exhausted', 'LAYER_TOO_LARGE', `layer expands beyond the ${maxBytes}-byte quota (a decompression bomb?)${detail}`, {
+      where,
+      hint: 'raise the quota with --max-layer-size / LAYERBOX_MAX_LAYER_SIZE if the layer is genuine',
+    });
+  // a file that declares more than the quota is refused at its header, not after reading it
+  const parser = new TarParser({
+    onEntry: (h) => {
+      if (h.size > maxBytes) throw tooLarge(`: ${JSON.stringify(h.name.length > 80 ? h.name.slice(0, 80) + '…' : h.name)} declares ${h.size} bytes`);
+      // small files are covered by the periodic check; a big one must fit as declared
+      if (space && h.size >= space.interval) space.check(h.size);
+      applier.onEntry(h);
+    },
+    onData: (c) => applier.onData(c),
+    onEnd: () => applier.onEnd(),
+    onRaw: (c) => applier.onRaw(c),
+  });
+
   let compression: Compression = req.compression === 'auto' ? 'none' : req.compression;
 
   const src = req.source instanceof Readable ? req.source : Readable.from(req.source, { objectMode: false });
@@ -95,12 +125,8 @@ export async function unpackLayer(req: UnpackRequest): Promise<UnpackResult> {
   };
   const onTar = (chunk: Buffer) => {
     tarBytes += chunk.length;
-    if (tarBytes > maxBytes) {
-      throw new EngineError('resource-exhausted', 'LAYER_TOO_LARGE', `layer expands beyond the ${maxBytes}-byte quota (a decompression bomb?)`, {
-        where,
-        hint: 'raise the quota with --max-layer-size / LAYERBOX_MAX_LAYER_SIZE if the layer is genuine',
-      });
-    }
+    if (tarBytes > maxBytes) throw tooLarge('');
+    space?.charge(chunk.length);
     tarHash.update(chunk);
     parser.write(chunk);
     if (req.onProgress && tarBytes - lastProgress >= 1 << 20) {
@@ -161,7 +187,7 @@ export async function unpackLayer(req: UnpackRequest): Promise<UnpackResult> {
     applier.finish();
   } catch (e) {
     applier.abort();
-    await applier.flush().catch(() => {}); // let queued writes settle before the caller cleans up
+    await applier.settle(); // queued writes land and their files close before the caller cleans up
     discardTarsplit();
     src.destroy();
     throw wrapZlib(e, where);

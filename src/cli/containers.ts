@@ -530,7 +530,7 @@ const prune = command({
     if (!o.force && !(await confirm('WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] '))) return;
     const r = await engine.containers.prune({ filters: parseFilterArgs(o.filter) });
     if (r.ContainersDeleted.length) ctx.out.write('Deleted Containers:\n' + r.ContainersDeleted.join('\n') + '\n\n');
-    ctx.out.write(`Total reclaimed space: ${humanSize(r.SpaceReclaimed)}\n`);
+    ctx.out.write(`Total reclaimed space: ${humanSize(r.SpaceReclaimed, 4)}\n`); // Docker: units.HumanSize, 4 digits
   },
 });
 

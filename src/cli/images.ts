@@ -187,16 +187,19 @@ const rmi = command({
   async run(ctx, names, o) {
     const engine = await ctx.engine();
     let failed = 0;
+    let fatal = false;
     for (const n of names) {
       try {
         for (const ev of await engine.images.remove(n, { force: !!o.force, noprune: !!o.noPrune })) ctx.out.write(ev.Untagged ? `Untagged: ${ev.Untagged}\n` : `Deleted: ${ev.Deleted}\n`);
       } catch (e) {
         if (!isEngineError(e)) throw e;
         failed++;
+        if (e.kind !== 'not-found') fatal = true;
         process.stderr.write(`Error: ${e.describe()}\n`);
       }
     }
-    if (failed) throw new ExitError(1);
+    // Docker: with -f, images that are not there are reported, not a failure
+    if (failed && (!o.force || fatal)) throw new ExitError(1);
   },
 });
 
@@ -224,7 +227,7 @@ const prune = command({
       for (const ev of r.ImagesDeleted) ctx.out.write(ev.Untagged ? `untagged: ${ev.Untagged}\n` : `deleted: ${ev.Deleted}\n`);
       ctx.out.write('\n');
     }
-    ctx.out.write(`Total reclaimed space: ${humanSize(r.SpaceReclaimed)}\n`);
+    ctx.out.write(`Total reclaimed space: ${humanSize(r.SpaceReclaimed, 4)}\n`); // Docker: units.HumanSize, 4 digits
   },
 });
 

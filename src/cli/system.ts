@@ -144,7 +144,7 @@ const prune = command({
       for (const ev of r.ImagesDeleted) ctx.out.write(ev.Untagged ? `untagged: ${ev.Untagged}\n` : `deleted: ${ev.Deleted}\n`);
       ctx.out.write('\n');
     }
-    ctx.out.write(`Total reclaimed space: ${humanSize(r.SpaceReclaimed)}\n`);
+    ctx.out.write(`Total reclaimed space: ${humanSize(r.SpaceReclaimed, 4)}\n`); // Docker: units.HumanSize, 4 digits
   },
 });
 

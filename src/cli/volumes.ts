@@ -104,7 +104,7 @@ const prune = command({
     if (o.all) filters.all = ['true'];
     const r = await engine.volumes.prune({ filters });
     if (r.VolumesDeleted.length) ctx.out.write('Deleted Volumes:\n' + r.VolumesDeleted.join('\n') + '\n\n');
-    ctx.out.write(`Total reclaimed space: ${humanSize(r.SpaceReclaimed)}\n`);
+    ctx.out.write(`Total reclaimed space: ${humanSize(r.SpaceReclaimed, 4)}\n`); // Docker: units.HumanSize, 4 digits
   },
 });
 

@@ -29,6 +29,7 @@ import type { Snapshotter, Stack } from '../snapshot/snapshotter.js';
 import { linkTree, mergeLayers, withChanges } from '../snapshot/merge.js';
 import { umount2 } from '../sys/native.js';
 import type { StoreSpace } from '../metadata/space.js';
+import { checkLayerCount } from '../image/layers.js';
 import { run } from '../sys/exec.js';
 import { removeTree } from '../sys/fsutil.js';
 import type { ContainerManager } from './manager.js';
@@ -75,6 +76,7 @@ export async function commitContainer(deps: CommitDeps, ref: string, opts: Commi
   layerStack(deps, c0);
   const image = deps.images.get(c0.imageId);
   if (!image) throw failedPrecondition('COMMIT_NO_IMAGE', `the image of container ${c0.name} is gone`);
+  checkLayerCount(image.chain.length + 1, `the image committed from ${c0.name}`, 'would have'); // before any work
   const parentConfig = await deps.images.config(image.id);
   deps.space?.require(`cannot commit container ${c0.name}`);
   try {

@@ -105,6 +105,20 @@ export class ImageStore {
   }
 
   /**
+   * What `ps` shows for a container made from `name`: the name while it still names the
+   * container's image, else the image ID (Docker's rule: the image was removed, or the
+   * tag moved).
+   */
+  displayName(name: string, imageId: string): string {
+    if (name === imageId) return name;
+    try {
+      return this.resolve(name).image.id === imageId ? name : imageId;
+    } catch {
+      return imageId;
+    }
+  }
+
+  /**
    * Records an image whose layers are committed. Idempotent for the same ID. Tags given
    * move to this image (their old image keeps its other names or becomes dangling).
    */

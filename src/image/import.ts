@@ -2,7 +2,7 @@
 import type { Readable } from 'node:stream';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { invalidArgument } from '../errors/index.js';
+import { EngineError, invalidArgument } from '../errors/index.js';
 import { sha256, type Digest } from '../oci/digest.js';
 import type { ImageRef } from '../oci/reference.js';
 import type { ImageConfig } from '../oci/types.js';
@@ -28,14 +28,22 @@ export async function importImage(images: ImageStore, layers: LayerStore, input:
       throw invalidArgument('IMPORT_NO_INPUT', `open ${input.path}: no such file or directory`, { cause: e });
     });
   }
-  const lease = await layers.importBase(
-    {
-      where: input.path ?? 'stdin',
-      compression: 'auto',
-      open: async (signal) => (input.path ? createReadStream(input.path, { highWaterMark: 1 << 17, signal }) : input.stream!),
-    },
-    opts,
-  );
+  const where = input.path ?? 'stdin';
+  const lease = await layers
+    .importBase(
+      {
+        where,
+        compression: 'auto',
+        open: async (signal) => (input.path ? createReadStream(input.path, { highWaterMark: 1 << 17, signal }) : input.stream!),
+      },
+      opts,
+    )
+    .catch((e: unknown) => {
+      if (e instanceof EngineError && e.code.startsWith('TAR_')) {
+        throw invalidArgument('IMPORT_BAD_ARCHIVE', `the input is not a valid tar archive: ${e.message}`, { where, cause: e, hint: 'give a root file system tarball (tar, tar.gz, tar.zst)' });
+      }
+      throw e;
+    });
   try {
     const created = new Date().toISOString();
     const comment = opts.message || `Imported from ${opts.sourceName}`;

@@ -25,6 +25,7 @@ import { now } from '../metadata/db.js';
 import type { ContentStore } from '../content/store.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { dirUsage } from '../snapshot/snapshotter.js';
+import { OVERLAY_MAX_LOWERS } from '../snapshot/mount.js';
 import { tryLock, type Lock } from '../sys/lock.js';
 import { isAlive, selfId } from '../sys/proc.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -33,6 +34,26 @@ import { regenerateTar } from '../archive/tarsplit.js';
 import { decompressor } from '../archive/compress.js';
 import { createHash } from 'node:crypto';
 import { Readable as ReadableStream } from 'node:stream';
+
+/**
+ * The most layers an image may have: overlayfs stacks at most OVERLAY_MAX_LOWERS (500)
+ * lower directories, and a container's mount adds its init layer to the image's. Docker
+ * 20.10's layer store stops at 125 ("max depth exceeded") because its overlay2 driver
+ * passes the lower directories in one page of mount options; layerbox mounts with
+ * fsconfig("lowerdir+") and has no such page limit, so the kernel's is the one that holds.
+ * Applied where a chain is made — load, pull, import, commit — so an image that could
+ * not run is never stored.
+ */
+export const MAX_IMAGE_LAYERS = OVERLAY_MAX_LOWERS - 1;
+
+/** Refuses a chain longer than MAX_IMAGE_LAYERS before any work is done for it. */
+export function checkLayerCount(n: number, where: string, verb: 'has' | 'would have' = 'has'): void {
+  if (n <= MAX_IMAGE_LAYERS) return;
+  throw new EngineError('failed-precondition', 'IMAGE_TOO_MANY_LAYERS', `max depth exceeded: ${where} ${verb} ${n} layers; an image has at most ${MAX_IMAGE_LAYERS} (overlayfs stacks at most ${OVERLAY_MAX_LOWERS} lower layers, and a container adds its init layer)`, {
+    where,
+    hint: 'flatten the image (run a container of it, `export` it and `import` the tarball), or rebuild it with fewer layers',
+  });
+}
 
 export interface LayerRecord {
   chainId: Digest;
@@ -145,7 +166,8 @@ export class LayerStore {
    * called for layers that must be unpacked). Returns the chain IDs and a lease that keeps
    * them from being collected until released.
    */
-  async ensure(diffIds: Digest[], sources: (i: number) => LayerSource, opts: EnsureOptions = {}): Promise<ChainLease> {
+  async ensure(diffIds: Digest[], sources: (i: number) => LayerSource, opts: EnsureOptions & { where?: string } = {}): Promise<ChainLease> {
+    checkLayerCount(diffIds.length, opts.where ?? 'the image');
     const chain = chainIds(diffIds);
     const release = this.lease(chain);
     try {
@@ -348,6 +370,7 @@ export class LayerStore {
       fresh,
       tarsplitPath,
       maxBytes: opts.maxLayerBytes,
+      spaceCheck: true,
       where: src.where,
       warn: opts.warn,
       signal: opts.signal,
@@ -414,6 +437,7 @@ export class LayerStore {
         fresh: true,
         tarsplitPath,
         maxBytes: opts.maxLayerBytes,
+        spaceCheck: true,
         where: src.where,
         warn: opts.warn,
         signal: opts.signal,
@@ -459,6 +483,7 @@ export class LayerStore {
     key: string,
     rec: { diffId: Digest; size: number; tarSize: number; tarsplit: { path: string; digest: Digest; size: number } },
   ): Promise<ChainLease & { existed: boolean }> {
+    checkLayerCount(parentChain.length + 1, 'the committed image', 'would have');
     const parent = parentChain.length ? parentChain[parentChain.length - 1]! : undefined;
     const chainId = (parent ? sha256(`${parent} ${rec.diffId}`) : rec.diffId) as Digest;
     const chain = [...parentChain, chainId];

@@ -7,13 +7,12 @@
  * read. A compressed archive or a pipe is first spooled to a temporary file in the store
  * (Docker does the same with stdin), because its manifest comes last.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { dataLoss, EngineError, invalidArgument } from '../errors/index.js';
+import { Readable, pipeline as pipeStreams } from 'node:stream';
+import { dataLoss, EngineError, invalidArgument, throwIfAborted } from '../errors/index.js';
 import { parseDigest, sha256, digestHex, type Digest } from '../oci/digest.js';
 import { MediaType, layerCompression, sniffCompression, isIndexType } from '../oci/mediatypes.js';
 import { parseManifestBytes } from '../oci/manifest.js';
@@ -21,8 +20,11 @@ import { parseReference, type ImageRef } from '../oci/reference.js';
 import type { Descriptor, ImageConfig, Manifest } from '../oci/types.js';
 import { TarIndex } from '../archive/tarindex.js';
 import { decompressor } from '../archive/compress.js';
+import { TarParser } from '../archive/tar/reader.js';
+import { DEFAULT_MAX_LAYER_BYTES } from '../archive/unpack.js';
+import { reserveOf, spaceOf } from '../archive/space.js';
 import { assertImageConfig, type ImageStore } from './images.js';
-import type { LayerEvent, LayerSource, LayerStore } from './layers.js';
+import { checkLayerCount, type LayerEvent, type LayerSource, type LayerStore } from './layers.js';
 import { hostPlatform, platformMatches } from './platform.js';
 
 const MAX_JSON = 4 << 20;
@@ -62,6 +64,7 @@ interface Candidate {
 
 export async function loadImages(ctx: LoadContext, input: { path?: string; stream?: Readable }, opts: LoadOptions = {}): Promise<LoadedImage[]> {
   let spooled: string | undefined;
+  const spoolOpts = (where: string) => ({ maxEntryBytes: opts.maxLayerBytes ?? DEFAULT_MAX_LAYER_BYTES, where, ...(opts.signal ? { signal: opts.signal } : {}) });
   try {
     let path = input.path;
     if (path) {
@@ -69,13 +72,13 @@ export async function loadImages(ctx: LoadContext, input: { path?: string; strea
         throw invalidArgument('LOAD_NO_INPUT', `open ${path}: no such file or directory`, { cause: e, hint: 'give an archive made by `save` or `docker save`, or an OCI layout directory' });
       });
       if (st.isDirectory()) return await loadCandidates(ctx, await ociLayoutDir(path), opts);
-      const head = await readHead(path);
-      if (sniffCompression(head) !== 'none') {
-        spooled = await spool(ctx.tmpDir, createReadStream(path), opts.signal);
+      // a pipe or a device (`-i /dev/stdin`, `-i <(…)`) is read like stdin; a compressed file is decompressed into the spool
+      if (!st.isFile() || sniffCompression(await readHead(path)) !== 'none') {
+        spooled = await spool(ctx.tmpDir, createReadStream(path, { highWaterMark: 1 << 20 }), spoolOpts(path));
         path = spooled;
       }
     } else if (input.stream) {
-      spooled = await spool(ctx.tmpDir, input.stream, opts.signal);
+      spooled = await spool(ctx.tmpDir, input.stream, spoolOpts('stdin'));
       path = spooled;
     } else {
       throw invalidArgument('LOAD_NO_INPUT', 'requested load from stdin, but stdin is empty', { hint: 'pipe an archive in, or use -i FILE' });
@@ -103,6 +106,10 @@ function wrapArchive(e: unknown, where: string): unknown {
   if (e instanceof EngineError && (e.code.startsWith('TAR_') || e.code.startsWith('ARCHIVE_'))) {
     return invalidArgument('LOAD_BAD_ARCHIVE', `the input is not a valid image archive: ${e.message}`, { where, cause: e, hint: 'give an archive made by `save` / `docker save`' });
   }
+  const code = (e as { code?: unknown })?.code;
+  if (typeof code === 'string' && code.startsWith('Z_')) {
+    return invalidArgument('LOAD_BAD_ARCHIVE', `the input is not a valid image archive: it starts like gzip but does not decompress (${(e as Error).message})`, { where, cause: e, hint: 'give an archive made by `save` / `docker save`' });
+  }
   return e;
 }
 
@@ -117,8 +124,19 @@ async function readHead(path: string): Promise<Buffer> {
   }
 }
 
-/** Copies (and decompresses) a stream into a temporary tar file under the store. */
-async function spool(tmpDir: string, src: Readable, signal?: AbortSignal): Promise<string> {
+/**
+ * Copies (and decompresses) a stream into a temporary tar file under the store, reading it
+ * as a tar as it passes (RELIABILITY item 35):
+ *  - what is not a tar archive is refused at its first header (a bad checksum: random
+ *    bytes, text), and the copy ends at the end-of-archive marker (/dev/zero is an empty
+ *    archive, then zeros without end);
+ *  - an entry that declares more than --max-layer-size, or more than the space the spool
+ *    may take, is refused at its header, before its bytes are read;
+ *  - the spool takes at most half of what is free on the store's file system, minus a
+ *    reserve: the layers it holds are unpacked beside it next. A stream of small entries
+ *    that never ends stops there.
+ */
+async function spool(tmpDir: string, src: Readable, opts: { maxEntryBytes: number; where: string; signal?: AbortSignal }): Promise<string> {
   const file = join(tmpDir, `load-${process.pid}-${randomBytes(6).toString('hex')}.tar`);
   const it = src[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const first = await it.next();
@@ -132,12 +150,64 @@ async function spool(tmpDir: string, src: Readable, signal?: AbortSignal): Promi
       yield r.value as Buffer;
     }
   }
+  const { avail, total } = spaceOf(tmpDir);
+  const reserve = reserveOf(total);
+  const budget = Math.max(0, Math.floor((avail - reserve) / 2));
+  const tooLarge = (msg: string) =>
+    new EngineError('resource-exhausted', 'LOAD_TOO_LARGE', msg, {
+      where: opts.where,
+      hint: 'free some space, or load from a file (`load -i FILE`: an uncompressed archive is read in place, not copied)',
+    });
+  let written = 0;
+  const overBudget = () =>
+    tooLarge(`the archive is larger than the ${budget} bytes the store can take for it (${avail} bytes were free in ${tmpDir}, half of it kept for unpacking, ${reserve} kept free): an endless stream?`);
+  const parser = new TarParser({
+    onEntry: (h) => {
+      if (h.size > opts.maxEntryBytes) {
+        throw new EngineError('resource-exhausted', 'LOAD_ENTRY_TOO_LARGE', `the archive's entry ${JSON.stringify(h.name.slice(0, 200))} declares ${h.size} bytes, more than the ${opts.maxEntryBytes}-byte layer quota`, {
+          where: opts.where,
+          hint: 'raise the quota with --max-layer-size / LAYERBOX_MAX_LAYER_SIZE if the archive is genuine',
+        });
+      }
+      if (h.size > budget) {
+        throw tooLarge(`the archive's entry ${JSON.stringify(h.name.slice(0, 200))} declares ${h.size} bytes, more than the ${budget} bytes the store can take for it (${avail} bytes free in ${tmpDir}, half of it kept for unpacking, ${reserve} kept free)`);
+      }
+      if (written + h.size > budget) throw overBudget();
+    },
+    onData: () => {},
+    onEnd: () => {},
+  });
+  const fh = await open(file, 'wx', 0o600);
   try {
-    await pipeline(Readable.from(all()), decompressor(c), createWriteStream(file, { mode: 0o600 }), { signal });
+    let input: Readable = Readable.from(all());
+    if (c !== 'none') {
+      const d = decompressor(c);
+      pipeStreams(input, d, () => {}); // an error on either side ends the loop below with it
+      input = d;
+    }
+    try {
+      for await (const chunk of input as AsyncIterable<Buffer>) {
+        throwIfAborted(opts.signal);
+        parser.write(chunk); // validates; throws on what is not a tar
+        written += chunk.length;
+        if (written > budget) throw overBudget();
+        await fh.write(chunk, 0, chunk.length);
+        if (parser.ended) break; // the rest is padding, or never ends
+      }
+      if (!parser.ended) parser.end(); // a truncated archive
+    } finally {
+      input.destroy();
+      src.destroy();
+    }
+    if (parser.entryCount === 0 && written > 0) {
+      throw invalidArgument('LOAD_EMPTY_ARCHIVE', 'the input is an empty tar archive (or only zeros): it holds no image', { where: opts.where, hint: 'give an archive made by `save` / `docker save`' });
+    }
   } catch (e) {
+    await fh.close().catch(() => {});
     await rm(file, { force: true });
-    throw e;
+    throw wrapArchive(e, opts.where);
   }
+  await fh.close();
   return file;
 }
 
@@ -327,10 +397,14 @@ async function ociManifest(r: LayoutReader, d: Descriptor, where: string, names:
 
 async function loadCandidates(ctx: LoadContext, cands: Candidate[], opts: LoadOptions): Promise<LoadedImage[]> {
   if (cands.length === 0) throw invalidArgument('LOAD_NO_IMAGES', 'the archive holds no image for this platform', { hint: 'check the archive with `tar -tf`' });
+  // every image of the archive is checked before any is stored
+  const label = (c: Candidate) => (c.tags.length ? `image ${c.tags[0]!.familiarString()}` : `image ${c.id}`);
+  for (const c of cands) checkLayerCount(c.config.rootfs.diff_ids.length, label(c));
   const out: LoadedImage[] = [];
   for (const [n, c] of cands.entries()) {
     const diffIds = c.config.rootfs.diff_ids.map((d) => parseDigest(d));
     const lease = await ctx.layers.ensure(diffIds, c.layer, {
+      where: label(c),
       concurrency: opts.concurrency,
       maxLayerBytes: opts.maxLayerBytes,
       warn: opts.warn,

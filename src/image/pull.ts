@@ -144,7 +144,7 @@ export async function pullImage(ctx: PullContext, name: string, opts: PullOption
         onUnpacked: () => ctx.images.addBlobSource(diffIds[i]!, digest, desc.mediaType, desc.size, ref.domain, repo),
       };
     },
-    { concurrency: opts.concurrency ?? 3, maxLayerBytes: opts.maxLayerBytes, onEvent: onLayer, warn: opts.warn, signal: opts.signal },
+    { concurrency: opts.concurrency ?? 3, maxLayerBytes: opts.maxLayerBytes, onEvent: onLayer, warn: opts.warn, signal: opts.signal, where: ref.familiarString() },
   );
   try {
     await ctx.images.content.put(cfg.bytes, id);

@@ -5,9 +5,9 @@
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startRegistry, type TestRegistry } from '../registry/testing/registries.js';
@@ -241,25 +241,61 @@ async function assertNothingListed(root: string): Promise<void> {
   void tmp;
 }
 
-test('a registry that lies: wrong bytes, short body, extra bytes — clear error naming registry, repository and digest; nothing listed; then a good pull works', async () => {
+/**
+ * Keeps every core busy (issue 10.8: the lying pulls crashed with an uncaught EBADF only on
+ * a loaded machine). Returns a function that stops the spinners.
+ */
+function busyCores(): () => void {
+  const spinners = Array.from({ length: availableParallelism() }, () => spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+  return () => {
+    for (const s of spinners) s.kill('SIGKILL');
+  };
+}
+
+test('a registry that lies: wrong bytes, short body, extra bytes — clear error naming registry, repository and digest; nothing listed; then a good pull works (all cores busy)', async () => {
   const { f, manifest } = await faulty();
   const t = tempRoot();
+  const stopSpinning = busyCores();
   try {
     const name = `${f.host}/lie/busybox:latest`;
-    const top = manifest.layers[1].digest as string;
-    for (const fault of [{ kind: 'wrong-bytes' }, { kind: 'short-body', missing: 100 }, { kind: 'extra-bytes', extra: 100 }] as const) {
-      f.clearFaults();
-      f.inject({ method: 'GET', path: `/v2/lie/busybox/blobs/${top}`, fault });
-      const r = await lbp(t.root, ['pull', name]);
-      assert.equal(r.code, 1, `${fault.kind}: ${r.stdout}`);
-      assert.ok(r.stderr.includes(f.host) && r.stderr.includes('lie/busybox') && r.stderr.includes(top), `${fault.kind}: ${r.stderr}`);
-      await assertNothingListed(t.root);
+    const [base, top] = manifest.layers.map((l: { digest: string }) => l.digest) as [string, string];
+    const faults = [
+      { kind: 'wrong-bytes' },
+      { kind: 'short-body', missing: 100 },
+      { kind: 'short-body', missing: 100, chunked: true },
+      { kind: 'extra-bytes', extra: 100 },
+      { kind: 'extra-bytes', extra: 100, chunked: true },
+    ] as const;
+    // A lie about the top layer aborts the pull while the base layer (a 1 MiB busybox
+    // binary, written behind on the thread pool) is being extracted; a lie about the base
+    // layer itself is found with its last bytes, right after their writes were queued.
+    // Repeated, as the race is; each round in a fresh store (a lie about the top layer
+    // leaves the base layer committed: "Already exists" the next time).
+    for (let round = 0; round < 2; round++) {
+      const fresh = tempRoot();
+      try {
+        for (const layer of [base, top]) {
+          for (const fault of faults) {
+            f.clearFaults();
+            f.inject({ method: 'GET', path: `/v2/lie/busybox/blobs/${layer}`, fault });
+            const what = `${layer === top ? 'top' : 'base'} layer, ${JSON.stringify(fault)}`;
+            const r = await lbp(fresh.root, ['pull', name]);
+            assert.equal(r.code, 1, `${what}: ${r.stdout}`);
+            assert.doesNotMatch(r.stderr, /EBADF|Uncaught|at .*\.js:\d+/, `${what}: a clean error, no crash: ${r.stderr}`);
+            assert.ok(r.stderr.includes(f.host) && r.stderr.includes('lie/busybox') && r.stderr.includes(layer), `${what}: ${r.stderr}`);
+            await assertNothingListed(fresh.root);
+          }
+        }
+      } finally {
+        fresh.cleanup();
+      }
     }
     f.clearFaults();
     const ok = await lbp(t.root, ['pull', name]);
     assert.equal(ok.code, 0, ok.stderr);
     await assertTreeP(t.root, name);
   } finally {
+    stopSpinning();
     t.cleanup();
     await f.stop();
   }

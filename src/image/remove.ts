@@ -133,7 +133,8 @@ export async function removeImage(store: ImageStore, name: string, usage: ImageU
 async function deleteHelper(store: ImageStore, img: ImageRecord, usage: ImageUsage, out: RemoveEvent[], force: boolean, prune: boolean, quiet: boolean): Promise<void> {
   const c = checkConflict(store, img, usage, C_HARD | (force ? 0 : C_SOFT | C_ACTIVE_REF));
   if (c) {
-    const dangling = img.tags.length === 0 && img.repoDigests.length === 0;
+    // Docker's imageIsDangling: no reference and no child image
+    const dangling = img.tags.length === 0 && img.repoDigests.length === 0 && !store.list().some((i) => i.parent === img.id);
     if (quiet && (!dangling || usage.container(img.id))) return;
     throw c;
   }
@@ -154,28 +155,39 @@ async function deleteHelper(store: ImageStore, img: ImageRecord, usage: ImageUsa
   }
 }
 
-/** `image prune`: dangling images (no tags), or every image no container uses with `all`. */
+/**
+ * `image prune` as Docker 20.10's ImagesPrune: the candidates are the images without
+ * child images (dangling mode), or every image but untagged parents (`-a`). A candidate
+ * with references is removed reference by reference, like `rmi REF` each (in -a mode, or
+ * when none of them is a tag); one without, like `rmi ID`. A refusal (a container uses
+ * it, a child image) skips that reference and the prune goes on — an image used by a
+ * container may so lose all but its last tag, as with Docker. The space reclaimed is the
+ * size of the layers deleted.
+ */
 export async function pruneImages(store: ImageStore, usage: ImageUsage, opts: { all?: boolean } = {}): Promise<{ events: RemoveEvent[]; reclaimed: number }> {
   const events: RemoveEvent[] = [];
-  let reclaimed = 0;
-  for (let pass = 0; pass < 1000; pass++) {
-    const all = store.list();
-    const victims = all.filter((i) => (opts.all || i.tags.length === 0) && !usage.container(i.id) && !all.some((k) => k.parent === i.id));
-    if (victims.length === 0) break;
-    for (const v of victims) {
-      const sizes = new Map(store.layers.all().map((l) => [l.chainId as string, l.size]));
-      const ev: RemoveEvent[] = [];
-      try {
-        await deleteHelper(store, v, usage, ev, false, false, false);
-      } catch (e) {
-        if ((e as { kind?: string }).kind === 'conflict') continue;
-        throw e;
-      }
-      for (const e of ev) {
-        events.push(e);
-        if ('Deleted' in e && sizes.has(e.Deleted)) reclaimed += sizes.get(e.Deleted)!;
-      }
+  const sizes = new Map(store.layers.all().map((l) => [l.chainId as string, l.size]));
+  const all = store.list();
+  const hasChildren = (img: ImageRecord) => all.some((k) => k.parent === img.id);
+  const candidates = all.filter((i) => (opts.all ? refsOf(i).length > 0 || !hasChildren(i) : !hasChildren(i)));
+  const attempt = async (name: string): Promise<void> => {
+    try {
+      events.push(...(await removeImage(store, name, usage)));
+    } catch (e) {
+      const kind = (e as { kind?: string }).kind;
+      if (kind === 'conflict' || kind === 'not-found') return; // Docker's imageDeleteFailed: skip it
+      throw e;
     }
+  };
+  for (const c of candidates) {
+    const img = store.get(c.id);
+    if (!img) continue; // gone with an image removed before it
+    // Docker's reference store lists an image's references in lexical order
+    const refs = refsOf(img).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    if (refs.length === 0) await attempt(img.id.slice(7));
+    else if (opts.all || refs.every((r) => r.digest)) for (const r of refs) await attempt(r.key);
   }
+  let reclaimed = 0;
+  for (const e of events) if ('Deleted' in e && sizes.has(e.Deleted)) reclaimed += sizes.get(e.Deleted)!;
   return { events, reclaimed };
 }

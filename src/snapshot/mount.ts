@@ -8,8 +8,18 @@ import type { DB } from '../metadata/db.js';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** The kernel's OVL_MAX_STACK: an overlay mount takes at most this many lower directories. */
+export const OVERLAY_MAX_LOWERS = 500;
+
 export function mountAll(mounts: Mount[], target: string): void {
   for (const m of mounts) {
+    if (m.type === 'overlay' && m.lowers && m.lowers.length > OVERLAY_MAX_LOWERS) {
+      // the kernel answers EINVAL, which reads like a missing overlayfs: say what it is
+      throw new EngineError('failed-precondition', 'MOUNT_TOO_MANY_LAYERS', `max depth exceeded: cannot mount ${target}: it stacks ${m.lowers.length} layers and overlayfs mounts at most ${OVERLAY_MAX_LOWERS} lower layers`, {
+        where: target,
+        hint: 'flatten the image (export a container of it and import the tarball), or rebuild it with fewer layers',
+      });
+    }
     try {
       if (m.type === 'bind') {
         mount(m.source!, target, null, MS_BIND, null);

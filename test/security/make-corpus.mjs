@@ -194,7 +194,8 @@ export async function* zeroFileTar(size = 8 * 1024 ** 3, chunk = 1 << 20, name =
 }
 
 /**
- * An endless gzip stream of a tar whose single file claims 1 TiB of zeros. zlib makes two
+ * An endless gzip stream of a tar whose single file claims 1 TiB of zeros (with
+ * `entries`: of a tar of ever more 1 MiB files of zeros, none claiming much). zlib makes two
  * independent (full-flushed, byte-aligned, non-final) deflate pieces once: the tar header
  * and 1 MiB of zeros (~1 KiB compressed); the zero piece is then repeated — each ~1 KiB
  * chunk inflates to 1 MiB. Stops after `maxChunks` pieces (so a failing test ends) without
@@ -203,9 +204,10 @@ export async function* zeroFileTar(size = 8 * 1024 ** 3, chunk = 1 << 20, name =
  */
 export async function* gzipBomb(o = {}) {
   const maxChunks = o.maxChunks ?? 64 * 1024;
-  const head = Buffer.concat([pax([['size', String(1024 ** 4)]]), header({ name: 'bomb', type: '0', size: 0 })]);
   const flush = { finishFlush: Z.Z_FULL_FLUSH };
-  const z = deflateRawSync(Buffer.alloc(1 << 20), flush);
+  // o.entries: no entry declares a huge size; each piece is a new 1 MiB file of zeros
+  const head = o.entries ? Buffer.alloc(0) : Buffer.concat([pax([['size', String(1024 ** 4)]]), header({ name: 'bomb', type: '0', size: 0 })]);
+  const z = deflateRawSync(o.entries ? Buffer.concat([header({ name: 'bomb', type: '0', size: 1 << 20 }), Buffer.alloc(1 << 20)]) : Buffer.alloc(1 << 20), flush);
   try {
     yield Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]), deflateRawSync(head, flush)]);
     for (let i = 0; i < maxChunks; i++) yield Buffer.from(z);
@@ -565,6 +567,20 @@ export const CASES = [
         file('xg', 'x\n'),
       ]),
   },
+  {
+    file: 'item6-xattr-name-with-NUL.tar',
+    item: 6,
+    what: 'a PAX record SCHILY.xattr.user.a\\0b (a NUL inside the xattr name) on `f`',
+    expect: { refused: 'TAR_BAD_XATTR' },
+    build: () => tar([file('before', 'x\n'), pax([['SCHILY.xattr.user.a\0b', '1']]), file('f', 'x\n')]),
+  },
+  {
+    file: 'item6-xattr-name-too-long.tar',
+    item: 6,
+    what: 'an xattr name of 300 bytes (the kernel allows 255)',
+    expect: { refused: 'TAR_BAD_XATTR' },
+    build: () => tar([pax([['SCHILY.xattr.user.' + 'n'.repeat(295), '1']]), file('f', 'x\n')]),
+  },
   // ---------------------------------------------------------------- item 7: limits
   {
     file: 'item7-pax-header-over-1MiB.tar',
@@ -638,8 +654,8 @@ export const CASES = [
   {
     file: 'item7-huge-size-truncated.tar',
     item: 7,
-    what: 'a file whose PAX size says 1 PiB, followed by 1 KiB of data and the end',
-    expect: { refused: 'TAR_TRUNCATED' },
+    what: 'a file whose PAX size says 1 PiB, followed by 1 KiB of data and the end (refused at its header: more than the layer quota)',
+    expect: { refused: 'LAYER_TOO_LARGE' },
     build: () => tar([pax([['size', String(1024 ** 5)]]), header({ name: 'huge', size: 0 }), Buffer.alloc(1024, 0x61)], { end: false }),
   },
   // ---------------------------------------------------------------- item 8: devices, global headers
@@ -806,7 +822,8 @@ Two cases are not files, because they are large: the test generates them as stre
 | Item | Case | Input | Expected |
 |---|---|---|---|
 | 7 | 8 GiB of zeros (stream: \`zeroFileTar()\`) | one regular file of 8 GiB of zeros, size in a PAX record | contained: the file is 8 GiB long but sparse (no blocks), and the process's memory does not grow |
-| 7 | gzip bomb (stream: \`gzipBomb()\`) | an endless gzip stream (each ~1 KiB inflates to 1 MiB) of a tar claiming a 1 TiB file | refused: \`LAYER_TOO_LARGE\` at the \`maxBytes\` quota, memory flat, the source closed |
+| 7 | gzip bomb (stream: \`gzipBomb()\`) | an endless gzip stream (each ~1 KiB inflates to 1 MiB) of a tar claiming a 1 TiB file | refused: \`LAYER_TOO_LARGE\` at that header (it declares more than the \`maxBytes\` quota), the source closed |
+| 7 | gzip bomb of files (stream: \`gzipBomb({ entries: true })\`) | the same, of ever more 1 MiB files of zeros | refused: \`LAYER_TOO_LARGE\` at the \`maxBytes\` quota, memory flat, the source closed |
 
 | Item | File | Input | Expected |
 |---|---|---|---|
@@ -824,6 +841,9 @@ What the corpus found (fixed in \`src/archive/apply.ts\` and \`unpack.ts\`):
 * \`CVE-2024-28863-deep-via-symlinks.tar\`, \`item7-resolved-path-too-long.tar\`: names under the
   tar limits resolved, through the layer's symlinks, to a tree 2000 directories deep (or past
   PATH_MAX): now \`LAYER_TOO_DEEP\`.
+* \`item6-xattr-name-with-NUL.tar\`: a NUL inside a \`SCHILY.xattr.\` name reached \`lsetxattr\` and
+  died with an uncaught \`TypeError: string argument contains NUL\`; an over-long name gave a
+  bare ERANGE. Both are now \`TAR_BAD_XATTR\`, naming the entry (in \`tar/reader.ts\`).
 * Every refused layer left its tar-split file in \`<root>/tmp\`; refusals did not say which
   layer they were about; zero chunks under 4 KiB from the decompressor were written, not
   holes (a gzip bomb allocated a block per MiB).

@@ -1,0 +1,74 @@
+/**
+ * Free space as a limit (RELIABILITY items 33, 35): a stream that never ends, or that
+ * declares more than the disk holds, is refused while some space is still left — the
+ * store stays usable (rm, rmi, prune need a little room), and nothing dies on ENOSPC
+ * half-way through a write.
+ */
+import { statfsSync } from 'node:fs';
+import { EngineError } from '../errors/index.js';
+
+const MiB = 1024 * 1024;
+
+export interface Space {
+  /** bytes an unprivileged writer may still use */
+  avail: number;
+  /** size of the file system */
+  total: number;
+}
+
+export function spaceOf(path: string): Space {
+  const s = statfsSync(path);
+  return { avail: s.bavail * s.bsize, total: s.blocks * s.bsize };
+}
+
+/** What a writer must leave free: 5% of the file system, between 16 MiB and 1 GiB. */
+export function reserveOf(total: number): number {
+  return Math.min(1024 * MiB, Math.max(16 * MiB, Math.floor(total * 0.05)));
+}
+
+/**
+ * Watches the free space of the file system a stream is written to; `charge(n)` after
+ * each n bytes written. The file system is asked again every `every` bytes (other writers
+ * share it), and a refusal comes once less than the reserve would be left.
+ */
+export class SpaceGuard {
+  private sinceCheck = 0;
+  private readonly every: number;
+  /** how many bytes may be written between two looks at the file system */
+  get interval(): number {
+    return this.every;
+  }
+  readonly reserve: number;
+
+  constructor(
+    private readonly path: string,
+    private readonly what: string,
+    every?: number,
+  ) {
+    this.reserve = reserveOf(spaceOf(path).total);
+    // ask often enough that one interval cannot overrun the reserve
+    this.every = every ?? Math.min(64 * MiB, this.reserve / 2);
+    this.check(0);
+  }
+
+  charge(n: number): void {
+    this.sinceCheck += n;
+    if (this.sinceCheck < this.every) return;
+    this.sinceCheck = 0;
+    this.check(0);
+  }
+
+  /** Refuses when writing `more` bytes would leave less than the reserve. */
+  check(more: number): void {
+    const { avail } = spaceOf(this.path);
+    if (avail - more >= this.reserve) return;
+    throw new EngineError(
+      'resource-exhausted',
+      'NO_SPACE',
+      more > 0
+        ? `${this.what} needs ${more} bytes, and the file system of ${this.path} has ${avail} bytes free (${this.reserve} are kept free)`
+        : `${this.what} stopped: the file system of ${this.path} is nearly full (${avail} bytes free, ${this.reserve} are kept free)`,
+      { where: this.path, hint: 'free some space (`layerbox system df`, `image prune`), or check that the input is what you meant' },
+    );
+  }
+}
