@@ -30,7 +30,15 @@ export interface CommitOptions {
   pause?: boolean;
   /** REPO[:TAG] */
   reference?: string;
+  /**
+   * `build`: the new image's config is the caller's, made from the parent's config and the
+   * layer's diffID; a layer without changes is left out of the chain (Docker's empty_layer).
+   */
+  buildConfig?: (parent: ImageConfig, diffId: Digest, empty: boolean) => ImageConfig;
 }
+
+/** The diffID of a tar with no entries (1024 zero bytes): Docker's empty layer. */
+export const EMPTY_LAYER_DIFF_ID = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef' as Digest;
 
 export interface CommitDeps {
   images: ImageStore;
@@ -98,9 +106,15 @@ export async function commitContainer(deps: CommitDeps, ref: string, opts: Commi
     // the layer is captured: the container runs on while the image is recorded
     await resume();
 
-    const lease = await deps.images.layers.adoptPrepared(image.chain, key, { diffId: w.diffId as Digest, size: w.size, tarSize, tarsplit: { path: tsPath, ...ts } });
+    const empty = !!opts.buildConfig && w.diffId === EMPTY_LAYER_DIFF_ID;
+    let lease: { chainIds: Digest[]; release(): void };
+    if (empty) {
+      await deps.snapshots.remove(key);
+      await rm(tsPath, { force: true });
+      lease = { chainIds: image.chain, release: deps.images.layers.lease(image.chain) };
+    } else lease = await deps.images.layers.adoptPrepared(image.chain, key, { diffId: w.diffId as Digest, size: w.size, tarSize, tarsplit: { path: tsPath, ...ts } });
     try {
-      const config = newConfig(parentConfig, c, w.diffId as Digest, opts);
+      const config = opts.buildConfig ? opts.buildConfig(parentConfig, w.diffId as Digest, empty) : newConfig(parentConfig, c, w.diffId as Digest, opts);
       const bytes = Buffer.from(JSON.stringify(config));
       const id = sha256(bytes);
       await deps.images.content.put(bytes, id);
