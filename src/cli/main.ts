@@ -6,6 +6,7 @@
 import { Engine, VERSION, trace, type EngineOptions } from '../engine/index.js';
 import { isEngineError, storageError } from '../errors/index.js';
 import { bashCompletion, command, execute, zshCompletion, type CommandSpec } from './command.js';
+import { build, builderGroup } from './build.js';
 import { containerCommands, containerGroup } from './containers.js';
 import { ExitError, type Ctx } from './ctx.js';
 import { flag, FlagValueError } from './flags.js';
@@ -45,8 +46,8 @@ root = command({
   short: "A container engine that implements Docker's layered images: content store, overlay snapshots, registries, containers, commit.",
   flags: globalFlags,
   commands: [
-    ...[completion, containerGroup, imageGroup([pull, push]), systemGroup, volumeGroup],
-    ...[...containerCommands, ...imageCommands, ...registryCommands, ...systemCommands].sort((a, b) => a.name.localeCompare(b.name)),
+    ...[builderGroup, completion, containerGroup, imageGroup([build, pull, push]), systemGroup, volumeGroup],
+    ...[build, ...containerCommands, ...imageCommands, ...registryCommands, ...systemCommands].sort((a, b) => a.name.localeCompare(b.name)),
   ],
   async run(ctx, _args, o) {
     if (o.version) {

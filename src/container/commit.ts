@@ -43,7 +43,15 @@ export interface CommitOptions {
   pause?: boolean;
   /** REPO[:TAG] */
   reference?: string;
+  /**
+   * `build`: the new image's config is the caller's, made from the parent's config and the
+   * layer's diffID; a layer without changes is left out of the chain (Docker's empty_layer).
+   */
+  buildConfig?: (parent: ImageConfig, diffId: Digest, empty: boolean) => ImageConfig;
 }
+
+/** The diffID of a tar with no entries (1024 zero bytes): Docker's empty layer. */
+export const EMPTY_LAYER_DIFF_ID = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef' as Digest;
 
 export interface CommitDeps {
   images: ImageStore;
@@ -118,14 +126,21 @@ async function record(
     }, { tarsplit });
     const ts = tarsplit.finish();
     tarsplit = undefined;
-    const lease = await deps.images.layers.adoptPrepared(chain, key, { diffId: w.diffId as Digest, size: w.size, tarSize, tarsplit: { path: tsPath, ...ts } });
+    // build: a step that changed nothing adds no layer (Docker's empty_layer)
+    const empty = !!opts.buildConfig && w.diffId === EMPTY_LAYER_DIFF_ID;
+    let lease: { chainIds: Digest[]; release(): void };
+    if (empty) {
+      await deps.snapshots.remove(key);
+      await rm(tsPath, { force: true });
+      lease = { chainIds: chain, release: deps.images.layers.lease(chain) };
+    } else lease = await deps.images.layers.adoptPrepared(chain, key, { diffId: w.diffId as Digest, size: w.size, tarSize, tarsplit: { path: tsPath, ...ts } });
     try {
-      const config = newConfig(parentConfig, c, w.diffId as Digest, opts);
+      const config = opts.buildConfig ? opts.buildConfig(parentConfig, w.diffId as Digest, empty) : newConfig(parentConfig, c, w.diffId as Digest, opts);
       const bytes = Buffer.from(JSON.stringify(config));
       const id = sha256(bytes);
       await deps.images.content.put(bytes, id);
       deps.images.add(id, config, lease.chainIds, { ...(target ? { tags: [target] } : {}), parent: c.imageId as Digest });
-      await then?.(lease.chainIds[lease.chainIds.length - 1]!);
+      if (!empty) await then?.(lease.chainIds[lease.chainIds.length - 1]!);
       return { id, ...(target ? { tag: target.familiarString() } : {}) };
     } finally {
       lease.release();

@@ -16,7 +16,7 @@ import { lb, lbp, tempRoot } from '../testing/cli.js';
 import { FIXTURES } from '../testing/tree.js';
 import { layerTar } from '../testing/images.js';
 import { Readable } from 'node:stream';
-import { startPrivateDocker, type PrivateDocker } from '../testing/docker.js';
+import { startDockerd, type PrivateDockerd } from '../testing/dockerd.js';
 import { Engine } from '../engine/index.js';
 import { EngineError } from '../errors/index.js';
 import { TarParser } from '../archive/tar/reader.js';
@@ -38,12 +38,12 @@ before(() => {
 });
 
 /** One private dockerd for the comparisons of this file, started on first use (undefined: not installed). */
-let dockerP: Promise<PrivateDocker | undefined> | undefined;
-function docker(): Promise<PrivateDocker | undefined> {
+let dockerP: Promise<PrivateDockerd | undefined> | undefined;
+function docker(): Promise<PrivateDockerd | undefined> {
   return (dockerP ??= (async () => {
-    const d = await startPrivateDocker('lb-cp');
+    const d = await startDockerd({ prefix: 'lbcp-' });
     if (!d) return undefined;
-    const l = d.docker(['load', '-q', '-i', join(FIXTURES, 'busybox-base.docker.tar')]);
+    const l = d.dockerSync(['load', '-q', '-i', join(FIXTURES, 'busybox-base.docker.tar')]);
     if (l.code !== 0) {
       await d.stop();
       throw new Error(`docker load: ${l.stderr}`);
@@ -234,8 +234,8 @@ test('cp into a bind mount and into volumes writes into the mount, cp out of /et
     process.stdout.write('# comparison with Docker skipped: dockerd is not installed\n');
     return;
   }
-  const theirs = mountScenario({ name: 'docker', run: (a) => d.docker(a) }, `d${tag}`, src);
-  process.stdout.write(`# compared with Docker ${d.docker(['version', '--format', '{{.Server.Version}}']).stdout.trim()}\n`);
+  const theirs = mountScenario({ name: 'docker', run: (a) => d.dockerSync(a) }, `d${tag}`, src);
+  process.stdout.write(`# compared with Docker ${d.dockerSync(['version', '--format', '{{.Server.Version}}']).stdout.trim()}\n`);
   assert.deepEqual(mine, theirs);
 });
 
@@ -305,9 +305,9 @@ test('stat (X-Docker-Container-Path-Stat) and the archive of a path: Docker\'s J
     return;
   }
   const theirs: typeof mine = {};
-  assert.equal(d.docker(['run', '-d', '--name', name, '--network', 'none', BB, 'sleep', '1000']).code, 0);
+  assert.equal(d.dockerSync(['run', '-d', '--name', name, '--network', 'none', BB, 'sleep', '1000']).code, 0);
   try {
-    assert.equal(d.docker(['exec', name, 'sh', '-c', SETUP]).code, 0);
+    assert.equal(d.dockerSync(['exec', name, 'sh', '-c', SETUP]).code, 0);
     const sock = d.env.DOCKER_HOST!.replace(/^unix:\/\//, '');
     for (const p of STAT_PATHS) {
       const url = `http://docker/v1.41/containers/${name}/archive?path=${encodeURIComponent(p)}`;
@@ -319,7 +319,7 @@ test('stat (X-Docker-Container-Path-Stat) and the archive of a path: Docker\'s J
       if (status === 200) theirs[p]!.tar = entries(spawnSync('curl', ['-s', '--unix-socket', sock, url], { maxBuffer: 64 << 20 }).stdout);
     }
   } finally {
-    d.docker(['rm', '-f', name]);
+    d.dockerSync(['rm', '-f', name]);
   }
   process.stdout.write(`# compared ${STAT_PATHS.length} paths with Docker's archive endpoint\n`);
   assert.deepEqual(mine, theirs);
@@ -400,9 +400,9 @@ test('extracting into a container (PUT /containers/{id}/archive): the tree and t
     return;
   }
   const theirs: typeof mine = {};
-  assert.equal(d.docker(['run', '-d', '--name', name, '--network', 'none', BB, 'sleep', '1000']).code, 0);
+  assert.equal(d.dockerSync(['run', '-d', '--name', name, '--network', 'none', BB, 'sleep', '1000']).code, 0);
   try {
-    assert.equal(d.docker(['exec', name, 'sh', '-c', PUT_SETUP]).code, 0);
+    assert.equal(d.dockerSync(['exec', name, 'sh', '-c', PUT_SETUP]).code, 0);
     const sock = d.env.DOCKER_HOST!.replace(/^unix:\/\//, '');
     for (const c of PUT_CASES) {
       const url = `http://docker/v1.41/containers/${name}/archive?path=${encodeURIComponent(c.path)}${c.noOverwriteDirNonDir ? '&noOverwriteDirNonDir=true' : ''}`;
@@ -416,7 +416,7 @@ test('extracting into a container (PUT /containers/{id}/archive): the tree and t
       }
     }
   } finally {
-    d.docker(['rm', '-f', name]);
+    d.dockerSync(['rm', '-f', name]);
   }
   process.stdout.write(`# compared ${PUT_CASES.length} extractions with Docker's archive endpoint\n`);
   assert.deepEqual(mine, theirs);

@@ -5,6 +5,7 @@
  * shapes (types.ts). The stores behind it are private (core.ts).
  */
 import { Core, DEFAULT_ROOT, defaultRoot, type EngineOptions } from './core.js';
+import { Build } from './build.js';
 import { Containers } from './containers.js';
 import { Images } from './images.js';
 import { System } from './system.js';
@@ -17,12 +18,14 @@ export class Engine implements AsyncDisposable {
   readonly containers: Containers;
   readonly volumes: Volumes;
   readonly system: System;
+  readonly build: Build;
 
   private constructor(private readonly core: Core) {
     this.images = new Images(core);
     this.containers = new Containers(core);
     this.volumes = new Volumes(core);
     this.system = new System(core, this.images, this.containers, this.volumes);
+    this.build = new Build(core);
   }
 
   /** Opens (creating if needed) the store at `root` (default $LAYERBOX_ROOT or /var/lib/layerbox). */

@@ -1,6 +1,7 @@
 /** engine.system: disk usage (df), info, version, check. */
 import { release, hostname, totalmem, availableParallelism } from 'node:os';
 import type { Core } from './core.js';
+import { buildCacheDf } from './build.js';
 import type { Containers } from './containers.js';
 import type { Images } from './images.js';
 import type { Volumes } from './volumes.js';
@@ -29,7 +30,7 @@ export class System {
     const hasContainers = this.core.hasAnyContainer();
     const Containers = hasContainers ? await this.containers.list({ all: true, size: true }) : [];
     const Volumes = this.volumes.list({ usage: true });
-    return { LayersSize: d.total, Images, Containers, Volumes, BuildCache: [] };
+    return { LayersSize: d.total, Images, Containers, Volumes, BuildCache: buildCacheDf(this.core) };
   }
 
   version(): SystemVersion {

@@ -484,6 +484,52 @@ export interface VolumePruneResponse {
 
 // ------------------------------------------------------------------ system
 
+/** POST /build: the context as a tar stream (or a plain Dockerfile), a directory, or nothing with `remote`. */
+export type ImageBuildInput = { stream: import('node:stream').Readable } | { dir: string } | Record<string, never>;
+
+/** POST /build's query parameters (Docker's names), plus what a local front can give directly. */
+export interface ImageBuildOptions {
+  /** NAME[:TAG], each */
+  t?: string[];
+  /** the Dockerfile's path in the context (default Dockerfile) */
+  dockerfile?: string;
+  /** --build-arg: null takes no value (the ARG's default applies) */
+  buildargs?: Record<string, string | null>;
+  target?: string;
+  nocache?: boolean;
+  pull?: boolean;
+  labels?: Record<string, string>;
+  /** quiet: no build output, only the result */
+  q?: boolean;
+  /** remove intermediate containers after a successful build (default true) */
+  rm?: boolean;
+  /** always remove intermediate containers */
+  forcerm?: boolean;
+  /** RUN's network: default (bridge), bridge, host, none */
+  networkmode?: string;
+  /** HOST:IP, each */
+  extrahosts?: string[];
+  /** a URL of a tarball (or of a Dockerfile, text/plain) to build instead of a context */
+  remote?: string;
+  /** OS/ARCH[/VARIANT] for FROM scratch */
+  platform?: string;
+  /** layerbox: the Dockerfile's text, when it is not in the context (the CLI's `-f -`, or a file outside the context) */
+  dockerfileContent?: string;
+}
+
+export interface BuildResponse {
+  /** the image built */
+  id: string;
+  /** the tags it was given, familiar form */
+  tags: string[];
+  warnings: string[];
+}
+
+export interface BuildCachePruneResponse {
+  CachesDeleted: string[];
+  SpaceReclaimed: number;
+}
+
 export interface BuildCacheRecord {
   ID: string;
   Parent: string;
