@@ -5,6 +5,7 @@
  * shapes (types.ts). The stores behind it are private (core.ts).
  */
 import { Core, DEFAULT_ROOT, defaultRoot, type EngineOptions } from './core.js';
+import { Analysis } from './analyze.js';
 import { Containers } from './containers.js';
 import { Images } from './images.js';
 import { System } from './system.js';
@@ -17,12 +18,15 @@ export class Engine implements AsyncDisposable {
   readonly containers: Containers;
   readonly volumes: Volumes;
   readonly system: System;
+  /** What images' layers hold and cost (image analyze, the explorer). */
+  readonly analysis: Analysis;
 
   private constructor(private readonly core: Core) {
     this.images = new Images(core);
     this.containers = new Containers(core);
     this.volumes = new Volumes(core);
     this.system = new System(core, this.images, this.containers, this.volumes);
+    this.analysis = new Analysis(core);
   }
 
   /** Opens (creating if needed) the store at `root` (default $LAYERBOX_ROOT or /var/lib/layerbox). */
