@@ -7,6 +7,7 @@ import { Engine, VERSION, trace, type EngineOptions } from '../engine/index.js';
 import { isEngineError } from '../errors/index.js';
 import { bashCompletion, command, execute, zshCompletion, type CommandSpec } from './command.js';
 import { containerCommands, containerGroup } from './containers.js';
+import { analyze, exploreCmd } from './explore.js';
 import { ExitError, type Ctx } from './ctx.js';
 import { flag, FlagValueError } from './flags.js';
 import { imageCommands, imageGroup } from './images.js';
@@ -45,8 +46,8 @@ root = command({
   short: "A container engine that implements Docker's layered images: content store, overlay snapshots, registries, containers, commit.",
   flags: globalFlags,
   commands: [
-    ...[completion, containerGroup, imageGroup([pull, push]), systemGroup, volumeGroup],
-    ...[...containerCommands, ...imageCommands, ...registryCommands, ...systemCommands].sort((a, b) => a.name.localeCompare(b.name)),
+    ...[completion, containerGroup, imageGroup([pull, push, analyze]), systemGroup, volumeGroup],
+    ...[...containerCommands, ...imageCommands, ...registryCommands, ...systemCommands, exploreCmd].sort((a, b) => a.name.localeCompare(b.name)),
   ],
   async run(ctx, _args, o) {
     if (o.version) {

@@ -25,9 +25,12 @@ const TIER: Record<string, number> = {
   ui: 7,
 };
 
-/** The fronts see the engine's door and the error type, nothing else. */
+/**
+ * The fronts see the engine's door and the error type, nothing else — and the explorer's
+ * handler (ui/index.js, itself a front over the door), which `explore` and `serve` mount.
+ */
 const FRONTS = new Set(['cli', 'api', 'ui']);
-const FRONT_MAY_IMPORT = new Set(['engine/index.js', 'errors/index.js']);
+const FRONT_MAY_IMPORT = new Set(['engine/index.js', 'errors/index.js', 'ui/index.js']);
 
 function files(dir: string): string[] {
   const out: string[] = [];

@@ -85,7 +85,7 @@ export interface LayerDetail extends AnalysisLayer {
   chainID: string | null;
   created: string | null;
   comment: string;
-  /** entries of the layer's tar (the root and implicit directories excluded) */
+  /** entries of the layer's tar (whiteouts and opaque markers included, the root excluded) */
   entries: number;
   /** uncompressed tar bytes */
   tarBytes: number | null;

@@ -83,7 +83,7 @@ export interface LayerNode {
 
 export interface LayerTree {
   root: LayerNode;
-  /** entries in the tar, the root and implicit directories excluded */
+  /** entries of the tar (whiteouts and opaque markers included), the root excluded */
   entries: number;
   /** regular-file bytes of the layer, each inode once */
   bytes: number;
@@ -141,13 +141,13 @@ export class LayerTreeBuilder implements TarHandler {
       if (h.type === 'dir') Object.assign(this.root, { mode: h.mode, uid: h.uid, gid: h.gid, mtime: Math.floor(h.mtime), xattrs: xattrSignature(h.xattrs) });
       return;
     }
+    this.entries++;
     const base = comps[comps.length - 1]!;
     const parent = this.resolveParent(comps.slice(0, -1), h.name, true)!;
     if (base.startsWith(WHITEOUT_PREFIX)) {
       this.whiteout(parent, base, h);
       return;
     }
-    this.entries++;
     const path = parent.path === '' ? base : parent.path + '/' + base;
     const existing = parent.children!.get(base);
     switch (h.type) {
@@ -211,7 +211,6 @@ export class LayerTreeBuilder implements TarHandler {
     }
     const existing = parent.children!.get(target);
     if (existing) return; // this layer's own entry wins; a whiteout only hides lower layers
-    this.entries++;
     const n = newNode(target, parent.path === '' ? target : parent.path + '/' + target, 'whiteout', h, this.layer);
     parent.children!.set(target, n);
   }
