@@ -444,7 +444,8 @@ export class ImageModel {
     let rows: TreeEntry[];
     if (L === undefined) {
       const u = this.findMerged(comps);
-      const v = u && top(u);
+      // with `removed`, a directory that is no longer visible can be opened too
+      const v = u && (top(u) ?? (q.removed ? [...u.versions].reverse().find((x) => x.kind !== 'whiteout') : undefined));
       if (!u || !v) throw this.noEntry(p, undefined);
       if (v.kind !== 'dir') throw invalidArgument('NOT_A_DIRECTORY', `${p} is not a directory`);
       entry = this.mergedEntry(u, v);
