@@ -251,70 +251,83 @@ export async function scanTarSplit(tarsplitPath: string, on: { raw(chunk: Buffer
   let need = 0;
   let size = 0;
   let path: Buffer = Buffer.alloc(0);
-  try {
-    for await (const c of gunzip) {
-      const b = c as Buffer;
-      let pos = 0;
-      while (pos < b.length) {
-        switch (state) {
-          case 0: {
-            const k = b[pos++];
-            if (k === 0x52) {
-              state = 1;
-              have = 0;
-              need = 4;
-            } else if (k === 0x46) {
-              state = 3;
-              have = 0;
-              need = 10;
-            } else throw corrupt('corrupt');
-            break;
-          }
-          case 1:
-          case 3: {
-            const take = Math.min(need - have, b.length - pos);
-            b.copy(head, have, pos, pos + take);
-            have += take;
-            pos += take;
-            if (have < need) break;
-            if (state === 1) {
-              need = head.readUInt32BE(0);
-              state = need === 0 ? 0 : 2;
-            } else {
-              size = Number(head.readBigUInt64BE(0));
-              need = head.readUInt16BE(8);
-              path = Buffer.alloc(need);
-              have = 0;
-              state = 4;
-              if (need === 0) {
-                on.payload(size, '');
-                state = 0;
-              }
-            }
-            break;
-          }
-          case 2: {
-            const take = Math.min(need, b.length - pos);
-            on.raw(b.subarray(pos, pos + take));
-            need -= take;
-            pos += take;
-            if (need === 0) state = 0;
-            break;
-          }
-          case 4: {
-            const take = Math.min(need - have, b.length - pos);
-            b.copy(path, have, pos, pos + take);
-            have += take;
-            pos += take;
-            if (have === need) {
-              on.payload(size, path.toString('utf8'));
+  // 'data' events hand over each chunk as it comes (an async iterator would concatenate)
+  const consume = (b: Buffer) => {
+    let pos = 0;
+    while (pos < b.length) {
+      switch (state) {
+        case 0: {
+          const k = b[pos++];
+          if (k === 0x52) {
+            state = 1;
+            have = 0;
+            need = 4;
+          } else if (k === 0x46) {
+            state = 3;
+            have = 0;
+            need = 10;
+          } else throw corrupt('corrupt');
+          break;
+        }
+        case 1:
+        case 3: {
+          const take = Math.min(need - have, b.length - pos);
+          b.copy(head, have, pos, pos + take);
+          have += take;
+          pos += take;
+          if (have < need) break;
+          if (state === 1) {
+            need = head.readUInt32BE(0);
+            state = need === 0 ? 0 : 2;
+          } else {
+            size = Number(head.readBigUInt64BE(0));
+            need = head.readUInt16BE(8);
+            path = Buffer.alloc(need);
+            have = 0;
+            state = 4;
+            if (need === 0) {
+              on.payload(size, '');
               state = 0;
             }
-            break;
           }
+          break;
+        }
+        case 2: {
+          const take = Math.min(need, b.length - pos);
+          on.raw(b.subarray(pos, pos + take));
+          need -= take;
+          pos += take;
+          if (need === 0) state = 0;
+          break;
+        }
+        case 4: {
+          const take = Math.min(need - have, b.length - pos);
+          b.copy(path, have, pos, pos + take);
+          have += take;
+          pos += take;
+          if (have === need) {
+            on.payload(size, path.toString('utf8'));
+            state = 0;
+          }
+          break;
         }
       }
     }
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      gunzip.on('data', (b: Buffer) => {
+        try {
+          consume(b);
+        } catch (e) {
+          reject(e);
+          gunzip.destroy();
+        }
+      });
+      gunzip.once('end', () => resolve());
+      gunzip.once('error', reject);
+      gunzip.once('close', () => resolve());
+    });
   } finally {
     src.destroy();
     gunzip.destroy();

@@ -303,10 +303,12 @@ export class ImageModel {
   private account(): void {
     for (const t of this.trees) {
       const walk = (n: LayerNode) => {
-        if (n.inode && n.inode.nodes[0] === n) {
-          const rep = n.inode.nodes.find((x) => !x.hidden);
-          if (rep) rep.counted = true;
-        }
+        if (n.inode) {
+          if (n.inode.nodes[0] === n) {
+            const rep = n.inode.nodes.find((x) => !x.hidden);
+            if (rep) rep.counted = true;
+          }
+        } else if (n.kind === 'file' && !n.hidden) n.counted = true;
         if (n.children) for (const c of n.children.values()) walk(c);
       };
       walk(t.root);
@@ -314,7 +316,7 @@ export class ImageModel {
     let entries = 0;
     const sum = (u: UNode): number => {
       const v = top(u);
-      let b = v?.counted && v.inode ? v.inode.size : 0;
+      let b = v?.counted ? (v.inode ? v.inode.size : v.size) : 0;
       let visible = 0;
       if (u.children && v?.kind === 'dir') {
         for (const k of u.children.values()) {
@@ -340,13 +342,15 @@ export class ImageModel {
     this.trees.forEach((t, L) => {
       const walk = (n: LayerNode) => {
         const ino = n.inode;
-        if (ino && ino.nodes[0] === n) {
-          sizeBytes += ino.size;
-          if (ino.nodes.some((x) => !x.hidden)) unionBytes += ino.size;
-          else if (ino.size > 0) {
+        // an inode is counted once: at its first name (a file without hard links is its own)
+        if (ino ? ino.nodes[0] === n : n.kind === 'file') {
+          const bytes = ino ? ino.size : n.size;
+          sizeBytes += bytes;
+          if (ino ? ino.nodes.some((x) => !x.hidden) : !n.hidden) unionBytes += bytes;
+          else if (bytes > 0) {
             const p = abs(n.path);
             const w = wasted.get(p) ?? { path: p, bytes: 0, layers: [] };
-            w.bytes += ino.size;
+            w.bytes += bytes;
             if (!w.layers.includes(L)) w.layers.push(L);
             wasted.set(p, w);
           }

@@ -38,7 +38,7 @@ export interface Hidden {
   by: string;
 }
 
-/** One inode of a layer: a regular file's bytes (stored once, however many hard links name it). */
+/** An inode of a layer named by hard links: a file's bytes stored once, however many names it has (a file without hard links has none). */
 export interface Inode {
   size: number;
   nodes: LayerNode[];
@@ -66,6 +66,7 @@ export interface LayerNode {
   /** the directory carries the opaque marker */
   opaque: boolean;
   children: Map<string, LayerNode> | undefined;
+  /** shared with the entries that hard-link to it (set only when there are some) */
   inode: Inode | undefined;
   /** index of the layer in the image (set by the analysis) */
   layer: number;
@@ -143,7 +144,7 @@ export class LayerTreeBuilder implements TarHandler {
     }
     this.entries++;
     const base = comps[comps.length - 1]!;
-    const parent = this.resolveParent(comps.slice(0, -1), h.name, true)!;
+    const parent = this.resolveParent(comps, comps.length - 1, h.name, true)!;
     if (base.startsWith(WHITEOUT_PREFIX)) {
       this.whiteout(parent, base, h);
       return;
@@ -162,7 +163,6 @@ export class LayerTreeBuilder implements TarHandler {
       case 'file': {
         const n = newNode(base, path, 'file', h, this.layer);
         n.size = h.size;
-        n.inode = { size: h.size, nodes: [n] };
         this.put(parent, n);
         return;
       }
@@ -175,7 +175,7 @@ export class LayerTreeBuilder implements TarHandler {
       case 'link': {
         const tcomps = cleanComponents(h.linkname);
         if (tcomps.length === 0) throw invalidArgument('LAYER_BAD_HARDLINK', `invalid layer: hard link ${JSON.stringify(h.name)} points at the root`);
-        const tparent = this.resolveParent(tcomps.slice(0, -1), h.linkname, false);
+        const tparent = this.resolveParent(tcomps, tcomps.length - 1, h.linkname, false);
         const target = tparent?.children!.get(tcomps[tcomps.length - 1]!);
         if (!target || target.kind === 'whiteout') {
           throw invalidArgument('LAYER_BAD_HARDLINK', `invalid layer: hard link ${JSON.stringify(h.name)} points at ${JSON.stringify(h.linkname)}, which is not in this layer`);
@@ -186,7 +186,7 @@ export class LayerTreeBuilder implements TarHandler {
         const eff = effective(target);
         // a hard link is the same inode: its metadata is the target's
         Object.assign(n, { mode: eff.mode, uid: eff.uid, gid: eff.gid, mtime: eff.mtime, xattrs: eff.xattrs, link: target.path, size: target.size });
-        target.inode ??= { size: 0, nodes: [target] };
+        target.inode ??= { size: target.kind === 'file' ? target.size : 0, nodes: [target] };
         n.inode = target.inode;
         this.put(parent, n);
         n.inode.nodes.push(n);
@@ -223,16 +223,24 @@ export class LayerTreeBuilder implements TarHandler {
   }
 
   /**
-   * The directory node for parent components, following the layer's own symlinks inside
-   * the root (absolute targets re-rooted). Missing directories are created (implicit), or
-   * for a hard link's target (`create` false) undefined is returned.
+   * The directory node for parent components comps[0, end), following the layer's own
+   * symlinks inside the root (absolute targets re-rooted). Missing directories are created
+   * (implicit), or for a hard link's target (`create` false) undefined is returned.
    */
-  private resolveParent(comps: string[], name: string, create: boolean): LayerNode | undefined {
+  private resolveParent(comps: string[], end: number, name: string, create: boolean): LayerNode | undefined {
     let cur = this.root;
     let hops = 0;
-    const queue = comps.slice();
-    while (queue.length > 0) {
-      const c = queue.shift()!;
+    let queue: string[] | undefined; // after a symlink: what is left to resolve
+    let i = 0;
+    for (;;) {
+      let c: string;
+      if (queue) {
+        if (queue.length === 0) break;
+        c = queue.shift()!;
+      } else {
+        if (i >= end) break;
+        c = comps[i++]!;
+      }
       const child = cur.children!.get(c);
       if (!child || child.kind === 'whiteout') {
         if (!create) return undefined;
@@ -248,7 +256,8 @@ export class LayerTreeBuilder implements TarHandler {
       if (child.kind === 'symlink') {
         if (++hops > MAX_SYMLINK_HOPS) throw invalidArgument('LAYER_SYMLINK_LOOP', `too many levels of symbolic links resolving ${JSON.stringify(name)}`);
         const base = child.link.startsWith('/') ? [] : cur.path === '' ? [] : cur.path.split('/');
-        queue.unshift(...cleanComponents([...base, ...child.link.split('/')].join('/')));
+        const rest = queue ?? comps.slice(i, end);
+        queue = [...cleanComponents([...base, ...child.link.split('/')].join('/')), ...rest];
         cur = this.root;
         continue;
       }
@@ -265,10 +274,12 @@ export class LayerTreeBuilder implements TarHandler {
     const seen = new Set<Inode>();
     const walk = (n: LayerNode): number => {
       let b = 0;
-      if (n.inode && n.inode.size > 0 && !seen.has(n.inode)) {
-        seen.add(n.inode);
-        b += n.inode.size;
-      }
+      if (n.inode) {
+        if (n.inode.size > 0 && !seen.has(n.inode)) {
+          seen.add(n.inode);
+          b += n.inode.size;
+        }
+      } else if (n.kind === 'file') b += n.size;
       if (n.children) for (const c of n.children.values()) b += walk(c);
       n.bytes = b;
       return b;
@@ -298,7 +309,8 @@ const ZEROS = Buffer.alloc(1 << 16);
 /** A stored layer's tree from its tar-split record (headers only: payloads are skipped). */
 export async function layerTreeFromTarSplit(path: string, layer: number, opts: { signal?: AbortSignal } = {}): Promise<LayerTree> {
   const b = new LayerTreeBuilder(layer);
-  const parser = new TarParser(b);
+  // the record holds headers this engine verified when it unpacked the layer
+  const parser = new TarParser(b, { verifyChecksums: false });
   let tarBytes = 0;
   await scanTarSplit(
     path,
