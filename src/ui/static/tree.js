@@ -15,7 +15,7 @@ function Badges({ e, merged }) {
   const out = [];
   if (e.status === 'added' && !merged) out.push(html`<span class="badge added" title="new in this layer">added</span>`);
   if (e.status === 'modified' && !merged)
-    out.push(html`<span class="badge modified" title=${`replaces layer ${e.replaces}'s entry: ${(e.reasons || []).join(', ') || 'copied up unchanged'}`}>modified${e.reasons && e.reasons.length ? ': ' + e.reasons.join(', ') : ''}</span>`);
+    out.push(html`<span class="badge modified" title=${`replaces layer ${e.replaces}'s entry: ${(e.reasons || []).join(', ') || 'copied up unchanged'}`}>modified: ${e.reasons && e.reasons.length ? e.reasons.join(', ') : 'copied up'}</span>`);
   if (e.type === 'whiteout') out.push(html`<span class="badge removed" title=${e.replaces !== undefined ? `removes layer ${e.replaces}'s entry` : 'removes nothing below'}>removed</span>`);
   if (e.opaque) out.push(html`<span class="badge opaque" title="opaque directory: hides everything lower layers had inside it">opaque</span>`);
   if (e.implicit) out.push(html`<span class="badge implicit" title="a parent directory the layer's tar did not list">implicit</span>`);
