@@ -226,3 +226,41 @@ test('a vfs store gives the same analysis and previews', async () => {
     v.close();
   }
 });
+
+test('a tar-split record reads the same decompressed in one call or streamed, and accounts for every byte of the layer tar', async () => {
+  const { scanTarSplit } = await import('../archive/tarsplit.js');
+  const { openDatabase } = await import('../metadata/db.js');
+  const db = openDatabase(engine.root);
+  const rows = db.prepare('SELECT tarsplit, tar_size FROM layers WHERE tarsplit IS NOT NULL').all() as { tarsplit: string; tar_size: number }[];
+  db.close();
+  assert.ok(rows.length >= 5);
+  for (const r of rows) {
+    const path = join(engine.root, 'blobs', 'sha256', r.tarsplit.slice(7));
+    const read = async (stream: boolean) => {
+      // consecutive raw chunks joined: the chunking may differ, the sequence may not
+      const seq: (Buffer | string)[] = [];
+      let bytes = 0;
+      await scanTarSplit(
+        path,
+        {
+          raw: (b) => {
+            bytes += b.length;
+            const last = seq[seq.length - 1];
+            if (Buffer.isBuffer(last)) seq[seq.length - 1] = Buffer.concat([last, b]);
+            else seq.push(Buffer.from(b));
+          },
+          payload: (n, rel) => {
+            bytes += n;
+            seq.push(`${n}:${rel}`);
+          },
+        },
+        { stream },
+      );
+      return { seq, bytes };
+    };
+    const one = await read(false);
+    const streamed = await read(true);
+    assert.deepEqual(one.seq, streamed.seq);
+    assert.equal(one.bytes, r.tar_size);
+  }
+});
