@@ -141,6 +141,22 @@ test('image page: the layer list and the summary figures; a directory opens with
   assert.equal(await page.locator('[data-path="/opt/app"]').getAttribute('data-opaque'), '1');
   await page.locator('[data-path="/etc/motd"]').click();
   await page.waitForSelector('[data-details="/etc/motd"] [data-k=status]:has-text("the bytes differ")');
+  // layer 0's own tree: what layer 1 hides is still there, marked, and opens
+  await page.click('tr[data-layer="0"]');
+  await page.waitForSelector('[data-view]:has-text("Layer 0")');
+  await page.click('[data-path="/usr"]');
+  await page.click('[data-path="/usr/share"]');
+  await page.click('[data-path="/usr/share/doc"]');
+  const doc = page.locator('[data-path="/usr/share/doc/busybox"]');
+  await doc.waitFor();
+  assert.match(await doc.innerText(), /removed \(whiteout\) by layer 1/);
+  await doc.click();
+  await page.locator('[data-path="/usr/share/doc/busybox/README"]').waitFor();
+  await page.click('tr[data-layer="1"]');
+  await page.waitForSelector('[data-view]:has-text("Layer 1")');
+  await page.click('[data-path="/etc"]');
+  await page.locator('[data-path="/etc/motd"]').click();
+  await page.waitForSelector('[data-details="/etc/motd"] [data-k=status]:has-text("the bytes differ")');
   assert.match(await page.locator('[data-details="/etc/motd"]').innerText(), /replaces layer 0's entry: content, mtime; the bytes differ/);
   await page.screenshot({ path: join(shots, 'layer-1.png') });
   await page.close();

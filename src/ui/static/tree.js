@@ -110,7 +110,7 @@ export function Tree({ imageRef, layer, removed, sort, selected, onSelect }) {
 
   function toggle(e) {
     onSelect && onSelect(e);
-    if (e.type !== 'dir' || (e.hidden && !removed)) return;
+    if (e.type !== 'dir') return;
     if (expanded.current.has(e.path)) expanded.current.delete(e.path);
     else {
       expanded.current.add(e.path);
