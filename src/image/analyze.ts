@@ -104,6 +104,8 @@ export interface HistoryStep {
 }
 
 export interface ImageDetail extends ImageAnalysis {
+  /** how many files are wasted (`wasted` holds the largest DETAIL_WASTED of them) */
+  wastedFiles: number;
   tags: string[];
   layerDetails: LayerDetail[];
   history: HistoryStep[];
@@ -187,6 +189,8 @@ export interface FileContent {
 }
 
 export const MAX_PREVIEW = 64 * 1024;
+/** The wasted files an explorer's detail lists (the analysis itself lists them all). */
+export const DETAIL_WASTED = 2000;
 const MAX_LIMIT = 5000;
 const MAX_COMPARE = 64 << 20;
 
@@ -385,6 +389,8 @@ export class ImageModel {
     const a = this.analysis();
     return {
       ...a,
+      wasted: a.wasted.slice(0, DETAIL_WASTED),
+      wastedFiles: a.wasted.length,
       tags: this.extra.tags ?? [],
       layerDetails: a.layers.map((l, i) => {
         const info = this.infos[i]!;

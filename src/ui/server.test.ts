@@ -169,6 +169,7 @@ test('the JSON API: image, tree, entry, search, store, compare', async () => {
   const img = await api('image', { ref });
   assert.equal(img.status, 200);
   assert.equal(img.json.wastedBytes, img.json.sizeBytes - img.json.unionBytes);
+  assert.equal(img.json.wastedFiles, img.json.wasted.length);
   assert.equal(img.json.layerDetails.length, 2);
   const tree = await api('tree', { ref, path: '/opt/app', removed: '1' });
   assert.equal(tree.json.entry.opaque, true);

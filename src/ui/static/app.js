@@ -247,7 +247,7 @@ function ImagePage({ imageRef }) {
       <div class="figures">
         <${Figure} label="Size" value=${size(data.sizeBytes)} sub=${`${data.sizeBytes} bytes of files in ${data.layers.length} layers`} />
         <${Figure} label="In the union" value=${size(data.unionBytes)} sub=${`${data.unionEntries} entries visible`} />
-        <${Figure} label="Wasted" value=${size(data.wastedBytes)} sub=${`${data.wasted.length} files hidden by later layers`} cls=${data.wastedBytes > 0 ? 'warn' : ''} />
+        <${Figure} label="Wasted" value=${size(data.wastedBytes)} sub=${`${data.wastedFiles} files hidden by later layers`} cls=${data.wastedBytes > 0 ? 'warn' : ''} />
         <${Figure} label="Efficiency" value=${pct(eff)} sub=${html`<span class="meter"><span style=${`width:${Math.round(eff * 100)}%`}></span></span>`} />
       </div>
       <h2>Layers</h2>
@@ -275,7 +275,7 @@ function ImagePage({ imageRef }) {
       </table>
       <div class="tabs" role="tablist">
         <button role="tab" class=${tab === 'files' ? 'on' : ''} onClick=${() => setTab('files')}>Files</button>
-        <button role="tab" class=${tab === 'wasted' ? 'on' : ''} onClick=${() => setTab('wasted')}>Wasted (${data.wasted.length})</button>
+        <button role="tab" class=${tab === 'wasted' ? 'on' : ''} onClick=${() => setTab('wasted')}>Wasted (${data.wastedFiles})</button>
         <button role="tab" class=${tab === 'search' ? 'on' : ''} onClick=${() => setTab('search')}>Search</button>
       </div>
       <div class="workspace">
@@ -293,7 +293,8 @@ function ImagePage({ imageRef }) {
             : tab === 'wasted'
               ? html`<table class="results wasted"><thead><tr><th>path</th><th class="num">bytes</th><th>stored in layers</th></tr></thead><tbody>
                   ${data.wasted.length === 0 ? html`<tr><td colspan="3">Nothing is wasted: no layer stores a file that a later one hides.</td></tr>` : null}
-                  ${data.wasted.slice(0, 2000).map((w) => html`<tr data-path=${w.path} onClick=${() => api('entry', { ref: data.id, path: w.path, layer: w.layers[0] }).then((e) => { setLayer(w.layers[0]); setTimeout(() => setSelected(e), 0); })}><td><code>${w.path}</code></td><td class="num">${size(w.bytes)}</td><td>${w.layers.join(', ')}</td></tr>`)}
+                  ${data.wastedFiles > data.wasted.length ? html`<tr><td colspan="3" class="hint">the ${data.wasted.length} largest of ${data.wastedFiles}: <code>layerbox image analyze --json</code> lists them all</td></tr>` : null}
+                  ${data.wasted.map((w) => html`<tr data-path=${w.path} onClick=${() => api('entry', { ref: data.id, path: w.path, layer: w.layers[0] }).then((e) => { setLayer(w.layers[0]); setTimeout(() => setSelected(e), 0); })}><td><code>${w.path}</code></td><td class="num">${size(w.bytes)}</td><td>${w.layers.join(', ')}</td></tr>`)}
                 </tbody></table>`
               : html`<${Search} imageRef=${data.id} layer=${layer} onSelect=${setSelected} />`}
         </div>
