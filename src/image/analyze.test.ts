@@ -264,3 +264,24 @@ test('a tar-split record reads the same decompressed in one call or streamed, an
     assert.equal(one.bytes, r.tar_size);
   }
 });
+
+test('archives read in place are held to the applier\'s rules: names re-rooted, a hard link outside its layer refused', async () => {
+  const file = join(t.root, 'odd.tar');
+  writeDockerArchive(file, [layerTar([{ path: '../../etc/', type: 'dir' }, { path: '/../etc/passwd', type: 'file', data: 'x' }, { path: './a/../b', type: 'file', data: 'yy' }])], 'test/odd:latest');
+  const m = await engine.analysis.open(`docker-archive:${file}`);
+  assert.deepEqual(m.search('/').entries.map((e) => e.path).sort(), ['/b', '/etc', '/etc/passwd']);
+  assert.equal(m.detail().readable, false);
+  assert.throws(() => m.read('/etc/passwd'), /are not stored here: only its headers were read/);
+  const bad = join(t.root, 'badlink.tar');
+  writeDockerArchive(bad, [layerTar([{ path: 'x', type: 'link', target: 'etc/shadow' }])], 'test/badlink:latest');
+  await assert.rejects(engine.analysis.analyze(`docker-archive:${bad}`), /hard link "x" points at "etc\/shadow", which is not in this layer/);
+  await assert.rejects(engine.analysis.analyze(`oci:${file}`), /is not a directory: oci: names an OCI image layout directory/);
+});
+
+test('an image without layers has an empty root and nothing to waste', async () => {
+  const { ImageModel } = await import('./analyze.js');
+  const m = new ImageModel('scratch', 'sha256:' + '1'.repeat(64), [], []);
+  assert.deepEqual(m.analysis(), { image: 'scratch', id: 'sha256:' + '1'.repeat(64), sizeBytes: 0, unionBytes: 0, wastedBytes: 0, efficiency: 1, layers: [], wasted: [] });
+  assert.equal(m.tree({ path: '/' }).total, 0);
+  assert.equal(m.detail().unionEntries, 0);
+});

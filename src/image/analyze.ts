@@ -18,7 +18,7 @@
 import { closeSync, constants as C, fstatSync, openSync, readSync } from 'node:fs';
 import { errnoCode, invalidArgument, notFound, unsupported } from '../errors/index.js';
 import { compareNames } from '../archive/overlayfs.js';
-import { effective, type Hidden, type LayerNode, type LayerTree } from './layertree.js';
+import { effective, LayerTreeBuilder, type Hidden, type LayerNode, type LayerTree } from './layertree.js';
 
 // ------------------------------------------------------------------ public shapes
 
@@ -251,6 +251,8 @@ export class ImageModel {
       this.root.versions.push(t.root);
       this.merge(i, t.root, this.root);
     });
+    // an image without layers (FROM scratch, config only) has an empty root all the same
+    if (trees.length === 0) this.root.versions.push(new LayerTreeBuilder(0).finish().root);
     this.account();
   }
 
@@ -334,7 +336,7 @@ export class ImageModel {
       return b;
     };
     sum(this.root);
-    this.unionEntries = entries - 1; // the root
+    this.unionEntries = Math.max(0, entries - 1); // the root
   }
 
   /** The figures of `image analyze --json`. */
@@ -524,7 +526,7 @@ export class ImageModel {
         for (const k of u.children?.values() ?? []) {
           const v = top(k);
           if (!v) continue;
-          if (k.path.toLowerCase().includes(needle)) hits.push(this.mergedEntry(k, v));
+          if (('/' + k.path).toLowerCase().includes(needle)) hits.push(this.mergedEntry(k, v));
           if (v.kind === 'dir') walk(k);
         }
       };
@@ -532,7 +534,7 @@ export class ImageModel {
     } else {
       const walk = (n: LayerNode) => {
         for (const c of n.children?.values() ?? []) {
-          if (c.path.toLowerCase().includes(needle)) hits.push(layerEntry(c));
+          if (('/' + c.path).toLowerCase().includes(needle)) hits.push(layerEntry(c));
           walk(c);
         }
       };
