@@ -285,3 +285,16 @@ test('an image without layers has an empty root and nothing to waste', async () 
   assert.equal(m.tree({ path: '/' }).total, 0);
   assert.equal(m.detail().unionEntries, 0);
 });
+
+test('a layer kept as its blob (duplicate entries: no tar-split) is read from the blob, the last entry winning as in the snapshot', async () => {
+  const file = join(t.root, 'dup.tar');
+  writeDockerArchive(file, [layerTar([{ path: 'a', type: 'file', data: 'first' }, { path: 'a', type: 'file', data: 'second!' }, { path: 'b', type: 'file', data: 'b' }])], 'test/dup:latest');
+  await engine.images.load({ path: file }).result;
+  const a = await engine.analysis.analyze('test/dup:latest');
+  assert.equal(a.sizeBytes, 8); // what the snapshot holds: "second!" and "b"
+  assert.equal(a.unionBytes, 8);
+  const m = await engine.analysis.open('test/dup:latest');
+  assert.equal(m.read('/a').data.toString(), 'second!');
+  assert.equal(m.detail().layerDetails[0]!.entries, 3);
+  await engine.images.remove('test/dup:latest');
+});
