@@ -24,7 +24,7 @@ const argv = process.argv.slice(2);
 const bundle = path('../dist/bundle/cli.cjs');
 
 if (mtime(bundle) < 0 || mtime(bundle) < mtime(path('../dist/.tsbuildinfo'))) {
-  const { main } = await import('../dist/cli/main.js');
+  const { main } = await import('../dist/bin/layerbox.js');
   await main(argv);
 } else {
   const cacheFile = `${bundle}.v8cache`;

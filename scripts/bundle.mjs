@@ -9,7 +9,7 @@ import { readFileSync, rmSync } from 'node:fs';
 const outdir = new URL('../dist/bundle/', import.meta.url).pathname;
 rmSync(outdir, { recursive: true, force: true }); // also drops the code cache of the old bundle
 await build({
-  entryPoints: [new URL('../dist/cli/main.js', import.meta.url).pathname],
+  entryPoints: [new URL('../dist/bin/layerbox.js', import.meta.url).pathname],
   outfile: `${outdir}cli.cjs`,
   bundle: true,
   format: 'cjs', // vm.Script runs it; it cannot hold ES modules

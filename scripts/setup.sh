@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(crun runc conmon containernetworking-plugins iptables iproute2 busybox-static debootstrap
       docker-registry skopeo umoci zstd pigz tmux apache2-utils openssl ca-certificates
-      python3 make g++ procps psmisc util-linux tini zsh)
+      python3 make g++ procps psmisc util-linux tini zsh chromium)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -9,15 +9,18 @@
  *   'F' u64be size, u16be len, path      `size` payload bytes read from the file at `path`
  * The file is written with writeSync in chunks (never the whole layer in memory).
  */
-import { closeSync, fsyncSync, openSync, writeSync, constants as C, readSync, fstatSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, writeSync, constants as C, readSync, fstatSync, readFileSync, statSync } from 'node:fs';
 import { createReadStream } from 'node:fs';
-import { createGunzip, gzipSync, constants as Z } from 'node:zlib';
+import { createGunzip, gunzipSync, gzipSync, constants as Z } from 'node:zlib';
 import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { dataLoss } from '../errors/index.js';
 import type { Digest } from '../oci/digest.js';
 
 const MAGIC = Buffer.from('LBTS1\n');
+/** scanTarSplit decompresses records up to this size in one call, into at most SYNC_MAX_OUT bytes. */
+const SYNC_MAX_IN = 512 << 10;
+const SYNC_MAX_OUT = 64 << 20;
 const FLUSH_AT = 1 << 20;
 
 export class TarSplitWriter {
@@ -211,4 +214,147 @@ export async function* regenerateTar(tarsplitPath: string, fsRoot: string, opts:
     }
   }
   await feeder;
+}
+
+/**
+ * Reads a tar-split record without touching the files: `raw` gets the archive's non-payload
+ * bytes in archive order (headers, PAX records, padding), `payload` the size and path of each
+ * file payload between them. `image analyze` reads a layer's headers this way. A small
+ * record is decompressed in one call; a large one streams (the record of a 100,000-file
+ * layer is ~100 MB uncompressed), records split across chunks reassembled without copying
+ * their bodies. `stream` forces streaming.
+ */
+export async function scanTarSplit(tarsplitPath: string, on: { raw(chunk: Buffer): void; payload(size: number, rel: string): void }, opts: { signal?: AbortSignal; stream?: boolean } = {}): Promise<void> {
+  const corrupt = (what: string) => dataLoss('TARSPLIT_CORRUPT', `layer metadata (tar-split) is ${what}`, { where: tarsplitPath });
+  const small = !opts.stream && statSync(tarsplitPath).size <= SYNC_MAX_IN;
+  // states: 0 kind byte, 1 R length (4), 2 R body, 3 F head (10), 4 F path
+  let state = 0;
+  const head = Buffer.alloc(10);
+  let have = 0;
+  let need = 0;
+  let size = 0;
+  let path: Buffer = Buffer.alloc(0);
+  // 'data' events hand over each chunk as it comes (an async iterator would concatenate)
+  const consume = (b: Buffer) => {
+    let pos = 0;
+    while (pos < b.length) {
+      switch (state) {
+        case 0: {
+          const k = b[pos++];
+          if (k === 0x52) {
+            state = 1;
+            have = 0;
+            need = 4;
+          } else if (k === 0x46) {
+            state = 3;
+            have = 0;
+            need = 10;
+          } else throw corrupt('corrupt');
+          break;
+        }
+        case 1:
+        case 3: {
+          const take = Math.min(need - have, b.length - pos);
+          b.copy(head, have, pos, pos + take);
+          have += take;
+          pos += take;
+          if (have < need) break;
+          if (state === 1) {
+            need = head.readUInt32BE(0);
+            state = need === 0 ? 0 : 2;
+          } else {
+            size = Number(head.readBigUInt64BE(0));
+            need = head.readUInt16BE(8);
+            path = Buffer.alloc(need);
+            have = 0;
+            state = 4;
+            if (need === 0) {
+              on.payload(size, '');
+              state = 0;
+            }
+          }
+          break;
+        }
+        case 2: {
+          const take = Math.min(need, b.length - pos);
+          on.raw(b.subarray(pos, pos + take));
+          need -= take;
+          pos += take;
+          if (need === 0) state = 0;
+          break;
+        }
+        case 4: {
+          const take = Math.min(need - have, b.length - pos);
+          b.copy(path, have, pos, pos + take);
+          have += take;
+          pos += take;
+          if (have === need) {
+            on.payload(size, path.toString('utf8'));
+            state = 0;
+          }
+          break;
+        }
+      }
+    }
+  };
+  // a small record (most layers') is decompressed in one synchronous call: a stream's
+  // round trips through the thread pool cost more than the work in a fresh process
+  if (small) {
+    const whole = readFileSync(tarsplitPath);
+    if (!whole.subarray(0, MAGIC.length).equals(MAGIC)) throw corrupt('corrupt');
+    let out: Buffer | undefined;
+    try {
+      out = gunzipSync(whole.subarray(MAGIC.length), { maxOutputLength: SYNC_MAX_OUT });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ERR_BUFFER_TOO_LARGE') throw corrupt(`unreadable (${(e as Error).message})`);
+    }
+    if (out) {
+      consume(out);
+      if (state !== 0) throw corrupt('truncated');
+      return;
+    }
+    return scanTarSplit(tarsplitPath, on, { ...opts, stream: true });
+  }
+  const src = createReadStream(tarsplitPath, { highWaterMark: 1 << 17, signal: opts.signal });
+  const gunzip = createGunzip({ chunkSize: 1 << 17 });
+  let magicLeft = MAGIC.length;
+  const feeder = (async () => {
+    try {
+      for await (const c of src) {
+        let chunk = c as Buffer;
+        if (magicLeft > 0) {
+          const take = Math.min(magicLeft, chunk.length);
+          if (!chunk.subarray(0, take).equals(MAGIC.subarray(MAGIC.length - magicLeft, MAGIC.length - magicLeft + take))) throw corrupt('corrupt');
+          magicLeft -= take;
+          chunk = chunk.subarray(take);
+          if (chunk.length === 0) continue;
+        }
+        if (!gunzip.write(chunk)) await new Promise((r) => (gunzip.once('drain', r), gunzip.once('close', r)));
+        if (gunzip.destroyed) return;
+      }
+      gunzip.end();
+    } catch (e) {
+      gunzip.destroy(e as Error);
+    }
+  })();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      gunzip.on('data', (b: Buffer) => {
+        try {
+          consume(b);
+        } catch (e) {
+          reject(e);
+          gunzip.destroy();
+        }
+      });
+      gunzip.once('end', () => resolve());
+      gunzip.once('error', reject);
+      gunzip.once('close', () => resolve());
+    });
+  } finally {
+    src.destroy();
+    gunzip.destroy();
+    await feeder;
+  }
+  if (state !== 0) throw corrupt('truncated');
 }

@@ -8,6 +8,7 @@ import { isEngineError, storageError } from '../errors/index.js';
 import { bashCompletion, command, execute, zshCompletion, type CommandSpec } from './command.js';
 import { build, builderGroup } from './build.js';
 import { containerCommands, containerGroup } from './containers.js';
+import { analyze } from './analyze.js';
 import { ExitError, type Ctx } from './ctx.js';
 import { flag, FlagValueError } from './flags.js';
 import { imageCommands, imageGroup } from './images.js';
@@ -31,13 +32,15 @@ const globalFlags = {
 };
 
 let root: CommandSpec<typeof globalFlags>;
+/** the table the completion scripts describe (the running executable's, extras included) */
+let completionRoot: CommandSpec<any> | undefined;
 
 const completion = command({
   name: 'completion',
   short: 'Generate the autocompletion script for the specified shell',
   commands: [
-    command({ name: 'bash', usage: '', short: 'Generate the autocompletion script for bash (source it, or put it in /etc/bash_completion.d/layerbox)', args: { max: 0 }, run: (ctx) => void ctx.out.write(bashCompletion(root)) }),
-    command({ name: 'zsh', usage: '', short: 'Generate the autocompletion script for zsh (put it as _layerbox in a directory of $fpath)', args: { max: 0 }, run: (ctx) => void ctx.out.write(zshCompletion(root)) }),
+    command({ name: 'bash', usage: '', short: 'Generate the autocompletion script for bash (source it, or put it in /etc/bash_completion.d/layerbox)', args: { max: 0 }, run: (ctx) => void ctx.out.write(bashCompletion(completionRoot ?? root)) }),
+    command({ name: 'zsh', usage: '', short: 'Generate the autocompletion script for zsh (put it as _layerbox in a directory of $fpath)', args: { max: 0 }, run: (ctx) => void ctx.out.write(zshCompletion(completionRoot ?? root)) }),
   ],
 });
 
@@ -46,7 +49,7 @@ root = command({
   short: "A container engine that implements Docker's layered images: content store, overlay snapshots, registries, containers, commit.",
   flags: globalFlags,
   commands: [
-    ...[builderGroup, completion, containerGroup, imageGroup([build, pull, push]), systemGroup, volumeGroup],
+    ...[builderGroup, completion, containerGroup, imageGroup([analyze, build, pull, push]), systemGroup, volumeGroup],
     ...[build, ...containerCommands, ...imageCommands, ...registryCommands, ...systemCommands].sort((a, b) => a.name.localeCompare(b.name)),
   ],
   async run(ctx, _args, o) {
@@ -55,12 +58,14 @@ root = command({
       return;
     }
     const { helpText } = await import('./command.js');
-    ctx.out.write(helpText(['layerbox'], root));
+    ctx.out.write(helpText(['layerbox'], completionRoot ?? root));
   },
 });
 
-export function rootCommand(): CommandSpec<typeof globalFlags> {
-  return root;
+/** The command table; `extra` commands come from the executable that composes fronts (src/bin). */
+export function rootCommand(extra: CommandSpec<any>[] = []): CommandSpec<typeof globalFlags> {
+  if (extra.length === 0) return root;
+  return { ...root, commands: [...root.commands!, ...extra].sort((a, b) => (!!a.commands === !!b.commands ? 0 : a.commands ? -1 : 1) || (a.commands || b.commands ? 0 : a.name.localeCompare(b.name))) };
 }
 
 function engineOptions(g: Record<string, unknown>): EngineOptions {
@@ -94,7 +99,7 @@ export function makeCtx(): Ctx {
   return ctx;
 }
 
-export async function main(argv: string[]): Promise<void> {
+export async function main(argv: string[], extra: CommandSpec<any>[] = []): Promise<void> {
   trace('cli: loaded');
   // `layerbox save … | head`: a closed pipe ends the command quietly, like other tools
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -103,7 +108,9 @@ export async function main(argv: string[]): Promise<void> {
   });
   const ctx = makeCtx();
   try {
-    await execute(root, argv, ctx);
+    const table = rootCommand(extra);
+    completionRoot = table;
+    await execute(table, argv, ctx);
   } catch (e) {
     process.exitCode = report(e, !!ctx.globals.debug || !!process.env.LAYERBOX_DEBUG);
   } finally {

@@ -6,6 +6,7 @@
  */
 import { Core, DEFAULT_ROOT, defaultRoot, type EngineOptions } from './core.js';
 import { Build } from './build.js';
+import { Analysis } from './analyze.js';
 import { Containers } from './containers.js';
 import { Images } from './images.js';
 import { System } from './system.js';
@@ -19,6 +20,8 @@ export class Engine implements AsyncDisposable {
   readonly volumes: Volumes;
   readonly system: System;
   readonly build: Build;
+  /** What images' layers hold and cost (image analyze, the explorer). */
+  readonly analysis: Analysis;
 
   private constructor(private readonly core: Core) {
     this.images = new Images(core);
@@ -26,6 +29,7 @@ export class Engine implements AsyncDisposable {
     this.volumes = new Volumes(core);
     this.system = new System(core, this.images, this.containers, this.volumes);
     this.build = new Build(core);
+    this.analysis = new Analysis(core);
   }
 
   /** Opens (creating if needed) the store at `root` (default $LAYERBOX_ROOT or /var/lib/layerbox). */

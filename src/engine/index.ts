@@ -11,6 +11,7 @@ export { statusText, humanDuration } from './containers.js';
 export type { Volumes } from './volumes.js';
 export type { System } from './system.js';
 export type { Build } from './build.js';
+export type { Analysis, ImageExplorer } from './analyze.js';
 export { VERSION, API_VERSION, MIN_API_VERSION } from './system.js';
 export { operation, drive } from './operation.js';
 export { parseFilterArgs } from './filters.js';

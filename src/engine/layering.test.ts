@@ -23,9 +23,14 @@ const TIER: Record<string, number> = {
   cli: 7,
   api: 7,
   ui: 7,
+  // the executable: composes the fronts (the CLI's table with the explorer and the server)
+  bin: 8,
 };
 
-/** The fronts see the engine's door and the error type, nothing else. */
+/**
+ * The fronts see the engine's door and the error type, nothing else; what composes several
+ * fronts (the executable: the CLI with `explore` and `serve`) lives in bin/, above them.
+ */
 const FRONTS = new Set(['cli', 'api', 'ui']);
 const FRONT_MAY_IMPORT = new Set(['engine/index.js', 'errors/index.js']);
 

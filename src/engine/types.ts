@@ -590,3 +590,68 @@ export interface EngineEvent {
   id?: string;
   from?: string;
 }
+
+// ------------------------------------------------------------------ analysis (engine.analysis)
+
+export type {
+  ImageAnalysis,
+  AnalysisLayer,
+  WastedFile,
+  ImageDetail,
+  LayerDetail,
+  HistoryStep,
+  TreeEntry,
+  TreeQuery,
+  TreeListing,
+  SearchResult,
+  FileContent,
+  EntryType,
+  ModifiedReason,
+} from '../image/analyze.js';
+export type { Hidden } from '../image/layertree.js';
+
+/** engine.analysis.store(): every image as a stack of layers, and who shares each layer. */
+export interface StoreView {
+  /** bytes of all layers, each counted once (`system df`'s LayersSize) */
+  layersSize: number;
+  images: {
+    id: string;
+    tags: string[];
+    created: string | null;
+    /** `system df -v` SIZE, SHARED SIZE, UNIQUE SIZE, CONTAINERS */
+    size: number;
+    sharedSize: number;
+    uniqueSize: number;
+    containers: number;
+    /** what `rmi` of the image would free: its unique layers (0 while a container uses it) */
+    rmiFrees: number;
+    /** chainIDs, base first */
+    chain: string[];
+  }[];
+  layers: {
+    chainID: string;
+    diffID: string;
+    parent: string | null;
+    /** the layer's size as `system df` counts it */
+    size: number;
+    /** how many images use the layer */
+    refCount: number;
+    images: string[];
+    createdBy: string;
+  }[];
+}
+
+/** engine.analysis.compare(a, b): two images' layers side by side, aligned by chainID. */
+export interface LayerComparison {
+  a: { id: string; tags: string[] };
+  b: { id: string; tags: string[] };
+  rows: {
+    index: number;
+    a: { index: number; chainID: string; diffID: string; createdBy: string; size: number } | null;
+    b: { index: number; chainID: string; diffID: string; createdBy: string; size: number } | null;
+    /** the same chainID: one layer, stored once, used by both */
+    shared: boolean;
+  }[];
+  sharedLayers: number;
+  sharedBytes: number;
+}

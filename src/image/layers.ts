@@ -109,6 +109,8 @@ export interface LayerSource {
   verifiedBySource?: boolean;
   /** After a successful unpack: remember which compressed blob holds this diffID. */
   onUnpacked?(r: UnpackResult): void;
+  /** Where the blob lies in a file, when it does (readers that seek over payloads use it: image analyze). */
+  file?: { path: string; offset: number; size: number };
 }
 
 export type LayerEvent =

@@ -247,11 +247,13 @@ async function dockerArchive(index: TarIndex, where: string): Promise<Candidate[
       tags,
       layer: (i) => {
         const name = m.Layers[i]!;
-        const size = index.resolve(name).header.size;
+        const e = index.resolve(name);
+        const size = e.header.size;
         return {
           where: `${where}: ${name}`,
           compression: 'auto',
           size,
+          file: { path: index.path, offset: e.offset, size },
           open: async (signal) => index.stream(name, signal).stream,
         };
       },
@@ -265,9 +267,13 @@ async function dockerArchive(index: TarIndex, where: string): Promise<Candidate[
 interface LayoutReader {
   readBlob(d: Digest, max: number): Promise<Buffer>;
   openBlob(d: Digest, signal?: AbortSignal): Readable;
+  /** where a blob lies in a file */
+  blobFile(d: Digest): { path: string; offset: number; size: number } | undefined;
   blobSize(d: Digest): Promise<number>;
   readFile(name: string, max: number): Promise<Buffer>;
   where: string;
+  /** an OCI layout directory (blobs are files in it) */
+  dir?: string;
 }
 
 function archiveReader(index: TarIndex): LayoutReader {
@@ -276,6 +282,10 @@ function archiveReader(index: TarIndex): LayoutReader {
     readBlob: (d, max) => index.read(`blobs/sha256/${digestHex(d)}`, max),
     openBlob: (d, signal) => index.stream(`blobs/sha256/${digestHex(d)}`, signal).stream,
     blobSize: async (d) => index.resolve(`blobs/sha256/${digestHex(d)}`).header.size,
+    blobFile: (d) => {
+      const e = index.resolve(`blobs/sha256/${digestHex(d)}`);
+      return { path: index.path, offset: e.offset, size: e.header.size };
+    },
     readFile: (name, max) => index.read(name, max),
   };
 }
@@ -283,6 +293,7 @@ function archiveReader(index: TarIndex): LayoutReader {
 async function ociLayoutDir(dir: string): Promise<Candidate[]> {
   const r: LayoutReader = {
     where: dir,
+    dir,
     readBlob: async (d, max) => {
       const p = join(dir, 'blobs', 'sha256', digestHex(d));
       const st = await stat(p).catch(() => {
@@ -293,6 +304,7 @@ async function ociLayoutDir(dir: string): Promise<Candidate[]> {
     },
     openBlob: (d, signal) => createReadStream(join(dir, 'blobs', 'sha256', digestHex(d)), { highWaterMark: 1 << 17, signal }),
     blobSize: async (d) => (await stat(join(dir, 'blobs', 'sha256', digestHex(d)))).size,
+    blobFile: () => undefined, // set per layer from the descriptor's size (ociManifest)
     readFile: async (name, max) => {
       const p = join(dir, name);
       const st = await stat(p).catch(() => {
@@ -388,6 +400,7 @@ async function ociManifest(r: LayoutReader, d: Descriptor, where: string, names:
         size: l.size,
         mediaType: l.mediaType,
         open: async (signal) => r.openBlob(digest, signal),
+        file: r.blobFile(digest) ?? (r.dir ? { path: join(r.dir, 'blobs', 'sha256', digestHex(digest)), offset: 0, size: l.size } : undefined),
       };
     },
   };
@@ -425,6 +438,60 @@ async function loadCandidates(ctx: LoadContext, cands: Candidate[], opts: LoadOp
     }
   }
   return out;
+}
+
+/** An image of an archive or OCI layout, as read without loading it. */
+export interface ArchiveImage {
+  id: Digest;
+  config: ImageConfig;
+  tags: string[];
+  /** how to read layer i (its blob, and where the blob lies in a file) */
+  layer(i: number): LayerSource;
+}
+
+export type ArchiveFormat = 'docker-archive' | 'oci' | 'oci-archive';
+
+/**
+ * The images of a docker-archive, OCI layout directory or oci-archive, without loading
+ * them (`image analyze docker-archive:PATH`). A compressed archive is spooled to `tmpDir`
+ * first, as `load` does; `close` removes the spool.
+ */
+export async function readArchive(path: string, format: ArchiveFormat, tmpDir: string, opts: { signal?: AbortSignal } = {}): Promise<{ images: ArchiveImage[]; close(): Promise<void> }> {
+  const st = await stat(path).catch((e) => {
+    throw invalidArgument('ARCHIVE_NO_INPUT', `open ${path}: no such file or directory`, { cause: e });
+  });
+  const wrap = (cands: Candidate[]): ArchiveImage[] => cands.map((c) => ({ id: c.id, config: c.config, tags: c.tags.map((t) => t.familiarString()), layer: c.layer }));
+  if (format === 'oci') {
+    if (!st.isDirectory()) throw invalidArgument('ARCHIVE_NOT_OCI_DIR', `${path} is not a directory: oci: names an OCI image layout directory`, { hint: 'use oci-archive: for a tarball' });
+    return { images: wrap(await ociLayoutDir(path)), close: async () => {} };
+  }
+  if (st.isDirectory()) throw invalidArgument('ARCHIVE_IS_DIR', `${path} is a directory, not a ${format} tarball`, { hint: 'use oci:PATH for an OCI layout directory' });
+  let spooled: string | undefined;
+  let file = path;
+  if (sniffCompression(await readHead(path)) !== 'none') {
+    spooled = await spool(tmpDir, createReadStream(path), { maxEntryBytes: DEFAULT_MAX_LAYER_BYTES, where: path, ...(opts.signal ? { signal: opts.signal } : {}) });
+    file = spooled;
+  }
+  const close = async () => {
+    if (spooled) await rm(spooled, { force: true });
+  };
+  try {
+    let index: TarIndex;
+    try {
+      index = await TarIndex.build(file);
+    } catch (e) {
+      throw wrapArchive(e, path);
+    }
+    if (format === 'docker-archive') {
+      if (!index.has('manifest.json')) throw invalidArgument('ARCHIVE_NOT_DOCKER', `${path} is not a docker-archive: it has no manifest.json`, { hint: 'use oci-archive: for an OCI tarball' });
+      return { images: wrap(await dockerArchive(index, path)), close };
+    }
+    if (!index.has('index.json') || !index.has('oci-layout')) throw invalidArgument('ARCHIVE_NOT_OCI', `${path} is not an oci-archive: it has no index.json and oci-layout`, { hint: 'use docker-archive: for a docker save archive' });
+    return { images: wrap(await ociLayout(archiveReader(index), path)), close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
 }
 
 export const _test = { spool };

@@ -45,8 +45,8 @@ export function randomLayer(dir: string, files: number, size: number): LayerEntr
 
 const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 
-/** Writes a docker-archive (docker save layout) with the given layers and tag. Returns the image ID. */
-export function writeDockerArchive(path: string, layers: Buffer[], tag: string, cfg: Record<string, unknown> = {}): string {
+/** Writes a docker-archive (docker save layout) with the given layers and tag. Returns the image ID. `top` adds or replaces top-level config fields (history, …). */
+export function writeDockerArchive(path: string, layers: Buffer[], tag: string, cfg: Record<string, unknown> = {}, top: Record<string, unknown> = {}): string {
   const diffIds = layers.map(sha);
   const config = Buffer.from(
     JSON.stringify({
@@ -56,6 +56,7 @@ export function writeDockerArchive(path: string, layers: Buffer[], tag: string, 
       config: { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['/bin/sh'], ...cfg },
       rootfs: { type: 'layers', diff_ids: diffIds },
       history: layers.map((_, i) => ({ created: '2024-01-01T00:00:00Z', created_by: `layer ${i}` })),
+      ...top,
     }),
   );
   const id = sha(config);
