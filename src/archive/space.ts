@@ -5,7 +5,7 @@
  * half-way through a write.
  */
 import { statfsSync } from 'node:fs';
-import { EngineError } from '../errors/index.js';
+import { noSpaceError } from '../errors/index.js';
 
 const MiB = 1024 * 1024;
 
@@ -21,9 +21,12 @@ export function spaceOf(path: string): Space {
   return { avail: s.bavail * s.bsize, total: s.blocks * s.bsize };
 }
 
-/** What a writer must leave free: 5% of the file system, between 16 MiB and 1 GiB. */
+/**
+ * What a writer must leave free: 5% of the file system, between 1 MiB and 1 GiB. (The
+ * commands that free space also have the store's own reserve file, metadata/space.ts.)
+ */
 export function reserveOf(total: number): number {
-  return Math.min(1024 * MiB, Math.max(16 * MiB, Math.floor(total * 0.05)));
+  return Math.min(1024 * MiB, Math.max(MiB, Math.floor(total * 0.05)));
 }
 
 /**
@@ -62,13 +65,7 @@ export class SpaceGuard {
   check(more: number): void {
     const { avail } = spaceOf(this.path);
     if (avail - more >= this.reserve) return;
-    throw new EngineError(
-      'resource-exhausted',
-      'NO_SPACE',
-      more > 0
-        ? `${this.what} needs ${more} bytes, and the file system of ${this.path} has ${avail} bytes free (${this.reserve} are kept free)`
-        : `${this.what} stopped: the file system of ${this.path} is nearly full (${avail} bytes free, ${this.reserve} are kept free)`,
-      { where: this.path, hint: 'free some space (`layerbox system df`, `image prune`), or check that the input is what you meant' },
-    );
+    // the same words as a write that hit ENOSPC: the disk is as good as full for a writer
+    throw noSpaceError(more > 0 ? `${this.what} needs ${more} bytes, with ${this.reserve} bytes kept free` : `${this.what} stopped, with ${this.reserve} bytes kept free`, this.path, { free: avail });
   }
 }

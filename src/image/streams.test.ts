@@ -151,13 +151,13 @@ describe('RELIABILITY 35: load and import of endless or oversized streams', () =
       what: 'a tar header declaring 1 GiB (within --max-layer-size, beyond the disk), then random bytes without end',
       src: declared(1024 ** 3, 'random'),
       load: /Error: the archive's entry "huge" declares 1073741824 bytes, more than the \d+ bytes the store can take for it \(\d+ bytes free in .*\/tmp, half of it kept for unpacking, \d+ kept free\)/,
-      import: /Error: extracting stdin needs 1073741824 bytes, and the file system of .* has \d+ bytes free \(\d+ are kept free\)/,
+      import: /Error: extracting stdin needs 1073741824 bytes, with \d+ bytes kept free: no space left on device \(\/.*\): free space on that file system/,
     },
     {
       what: 'valid-looking tar entries (1 MiB of random bytes each) that never end',
       src: endlessEntries,
       load: /Error: the archive is larger than the \d+ bytes the store can take for it .*: an endless stream\?/,
-      import: /Error: extracting stdin stopped: the file system of .* is nearly full \(\d+ bytes free, \d+ are kept free\)/,
+      import: /Error: extracting stdin stopped, with \d+ bytes kept free: no space left on device \(\/.*\): free space on that file system/,
     },
     {
       what: 'valid-looking tar entries that never end, with --max-layer-size 32m',
