@@ -1,0 +1,139 @@
+/**
+ * `layerbox serve`: the Docker Engine API (the api front) and the layer explorer under /ui
+ * (the ui front) over one engine, with dockerd's flags and daemon.json. The CLI keeps
+ * working daemonless on the same store meanwhile. SIGTERM or SIGINT stop it gracefully:
+ * listeners close, streams end, containers keep running under their conmon.
+ */
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { apiRouter, listen } from '../api/index.js';
+import { createExplorer } from '../ui/index.js';
+import { Engine, type EngineOptions } from '../engine/index.js';
+import { EngineError } from '../errors/index.js';
+import { command } from '../cli/command.js';
+import { ExitError, type Ctx } from '../cli/ctx.js';
+import { flag } from '../cli/flags.js';
+
+export const DEFAULT_CONFIG_FILE = '/etc/layerbox/daemon.json';
+export const DEFAULT_SOCKET = 'unix:///run/layerbox.sock';
+
+/** The daemon.json keys that apply here (dockerd's names). */
+interface DaemonJson {
+  hosts?: string[];
+  tls?: boolean;
+  tlsverify?: boolean;
+  tlscacert?: string;
+  tlscert?: string;
+  tlskey?: string;
+  'registry-mirrors'?: string[];
+  'insecure-registries'?: string[];
+  'data-root'?: string;
+  group?: string;
+  debug?: boolean;
+}
+
+const KNOWN_KEYS: (keyof DaemonJson)[] = ['hosts', 'tls', 'tlsverify', 'tlscacert', 'tlscert', 'tlskey', 'registry-mirrors', 'insecure-registries', 'data-root', 'group', 'debug'];
+
+function readDaemonJson(path: string, explicit: boolean): DaemonJson {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if (!explicit && (e as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new EngineError('invalid-argument', 'CONFIG_FILE', `unable to read the configuration file: ${(e as Error).message}`, { where: path });
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new EngineError('invalid-argument', 'CONFIG_FILE', `unable to parse the configuration file: ${(e as Error).message}`, { where: path, hint: 'daemon.json is a JSON object' });
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new EngineError('invalid-argument', 'CONFIG_FILE', 'the configuration file is not a JSON object', { where: path });
+  const cfg = v as Record<string, unknown>;
+  for (const k of Object.keys(cfg)) {
+    if (!KNOWN_KEYS.includes(k as keyof DaemonJson)) process.stderr.write(`Warning: ${path}: "${k}" is not a setting layerbox serve uses; ignored\n`);
+  }
+  return cfg as DaemonJson;
+}
+
+const serveFlags = {
+  host: flag.list('host', 'H', 'Daemon socket(s) to connect to'),
+  tls: flag.bool('tls', '', 'Use TLS; implied by --tlsverify'),
+  tlsverify: flag.bool('tlsverify', '', 'Use TLS and verify the remote'),
+  tlscacert: flag.string('tlscacert', '', 'Trust certs signed only by this CA'),
+  tlscert: flag.string('tlscert', '', 'Path to TLS certificate file'),
+  tlskey: flag.string('tlskey', '', 'Path to TLS key file'),
+  registryMirror: flag.list('registry-mirror', '', 'Preferred Docker registry mirror'),
+  insecureRegistry: flag.list('insecure-registry', '', 'Enable insecure registry communication'),
+  configFile: flag.string('config-file', '', 'Daemon configuration file', { default: DEFAULT_CONFIG_FILE }),
+  group: flag.string('group', 'G', 'Group for the unix socket (default "layerbox" where it exists)'),
+  insecureTcp: flag.bool('insecure-tcp', '', 'Allow plain TCP on a non-loopback address (the API is root-equivalent)'),
+  dataRoot: flag.string('data-root', '', 'Root of the store (the same as layerbox --root)'),
+};
+
+export const serveCmd = command({
+  name: 'serve',
+  usage: '[OPTIONS]',
+  short: 'Serve the Docker Engine API (v1.41) over the store, for the docker CLI, docker-compose and the SDKs',
+  flags: serveFlags,
+  args: { max: 0 },
+  async run(ctx: Ctx, _args, o) {
+    const file = readDaemonJson(o.configFile ?? DEFAULT_CONFIG_FILE, o.changed.has('configFile'));
+    // dockerd: a setting given both as a flag and in the file is an error
+    const both: string[] = [];
+    const pick = <T>(flagName: string, changed: boolean, flagValue: T, key: keyof DaemonJson): T | undefined => {
+      if (changed && file[key] !== undefined) both.push(`${flagName}: (from flag: ${JSON.stringify(flagValue)}, from file: ${JSON.stringify(file[key])})`);
+      return changed ? flagValue : (file[key] as T | undefined);
+    };
+    const hosts = pick('hosts', o.host.length > 0, o.host, 'hosts') ?? [DEFAULT_SOCKET];
+    const tlsverify = pick('tlsverify', o.changed.has('tlsverify'), o.tlsverify, 'tlsverify') ?? false;
+    const tls = tlsverify || (pick('tls', o.changed.has('tls'), o.tls, 'tls') ?? false);
+    const certDir = process.env.DOCKER_CERT_PATH ?? join(homedir(), '.docker');
+    const tlscacert = pick('tlscacert', o.changed.has('tlscacert'), o.tlscacert, 'tlscacert') ?? join(certDir, 'ca.pem');
+    const tlscert = pick('tlscert', o.changed.has('tlscert'), o.tlscert, 'tlscert') ?? join(certDir, 'cert.pem');
+    const tlskey = pick('tlskey', o.changed.has('tlskey'), o.tlskey, 'tlskey') ?? join(certDir, 'key.pem');
+    const mirrors = pick('registry-mirrors', o.registryMirror.length > 0, o.registryMirror, 'registry-mirrors') ?? [];
+    const insecure = pick('insecure-registries', o.insecureRegistry.length > 0, o.insecureRegistry, 'insecure-registries') ?? [];
+    const dataRoot = pick('data-root', o.changed.has('dataRoot'), o.dataRoot, 'data-root');
+    const group = pick('group', o.changed.has('group'), o.group, 'group');
+    if (both.length) throw new ExitError(1, `unable to configure the daemon: the following directives are specified both as a flag and in the configuration file: ${both.join(', ')}`);
+
+    const opts: EngineOptions = {};
+    const root = dataRoot ?? (ctx.globals.root as string | undefined);
+    if (root) opts.root = root;
+    if (ctx.globals.storageDriver) opts.storageDriver = ctx.globals.storageDriver as 'overlay' | 'vfs';
+    const insecureAll = [...((ctx.globals.insecureRegistry as string[] | undefined) ?? []), ...insecure];
+    if (insecureAll.length) opts.insecureRegistries = insecureAll;
+    if (mirrors.length) throw new ExitError(1, 'registry mirrors are not supported yet');
+    if (ctx.globals.maxLayerSize !== undefined) opts.maxLayerBytes = ctx.globals.maxLayerSize as number;
+    const engine = await Engine.open(opts);
+    const explorer = createExplorer(engine, { prefix: '/ui' });
+    let server;
+    try {
+      server = await listen(apiRouter(engine), {
+        hosts,
+        ...(tls ? { tls: { verify: tlsverify, ca: tlscacert, cert: tlscert, key: tlskey } } : {}),
+        allowInsecureTcp: !!o.insecureTcp,
+        ...(group ? { group } : {}),
+        before: (req, res) => explorer.handle(req, res),
+      });
+    } catch (e) {
+      engine.close();
+      throw e;
+    }
+    for (const a of server.addresses) ctx.err.write(`API listen on ${a}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        process.off('SIGTERM', stop);
+        process.off('SIGINT', stop);
+        resolve();
+      };
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+    });
+    ctx.err.write('Stopping: closing listeners; containers keep running\n');
+    await server.close();
+    await engine[Symbol.asyncDispose]();
+  },
+});
