@@ -11,7 +11,7 @@ import { psRows } from './containers.js';
 
 const pct = (part: number, total: number) => (total > 0 ? ` (${Math.floor((part * 100) / total)}%)` : '');
 
-/** The four rows of `system df`, with the docker CLI's arithmetic. */
+/** The four rows of `system df`, with the docker CLI's arithmetic and units (go-units HumanSize: 4 digits). */
 export function dfRows(df: SystemDf): Record<string, string>[] {
   let usedByActive = 0;
   for (const i of df.Images) if (i.Containers > 0 && i.SharedSize >= 0) usedByActive += i.Size - i.SharedSize;
@@ -38,10 +38,10 @@ export function dfRows(df: SystemDf): Record<string, string>[] {
     if (!b.InUse && !b.Shared) cacheReclaim += b.Size;
   }
   return [
-    { Type: 'Images', TotalCount: String(df.Images.length), Active: String(df.Images.filter((i) => i.Containers > 0).length), Size: humanSize(df.LayersSize), Reclaimable: humanSize(imgReclaim) + pct(imgReclaim, df.LayersSize) },
-    { Type: 'Containers', TotalCount: String(df.Containers.length), Active: String(df.Containers.filter((c) => active(c.State)).length), Size: humanSize(ctrSize), Reclaimable: humanSize(ctrReclaim) + pct(ctrReclaim, ctrSize) },
-    { Type: 'Local Volumes', TotalCount: String(df.Volumes.length), Active: String(df.Volumes.filter((v) => (v.UsageData?.RefCount ?? 0) > 0).length), Size: humanSize(volSize), Reclaimable: humanSize(volReclaim) + pct(volReclaim, volSize) },
-    { Type: 'Build Cache', TotalCount: String(df.BuildCache.length), Active: String(df.BuildCache.filter((b) => b.InUse).length), Size: humanSize(cacheSize), Reclaimable: humanSize(cacheReclaim) },
+    { Type: 'Images', TotalCount: String(df.Images.length), Active: String(df.Images.filter((i) => i.Containers > 0).length), Size: humanSize(df.LayersSize, 4), Reclaimable: humanSize(imgReclaim, 4) + pct(imgReclaim, df.LayersSize) },
+    { Type: 'Containers', TotalCount: String(df.Containers.length), Active: String(df.Containers.filter((c) => active(c.State)).length), Size: humanSize(ctrSize, 4), Reclaimable: humanSize(ctrReclaim, 4) + pct(ctrReclaim, ctrSize) },
+    { Type: 'Local Volumes', TotalCount: String(df.Volumes.length), Active: String(df.Volumes.filter((v) => (v.UsageData?.RefCount ?? 0) > 0).length), Size: humanSize(volSize, 4), Reclaimable: humanSize(volReclaim, 4) + pct(volReclaim, volSize) },
+    { Type: 'Build Cache', TotalCount: String(df.BuildCache.length), Active: String(df.BuildCache.filter((b) => b.InUse).length), Size: humanSize(cacheSize, 4), Reclaimable: humanSize(cacheReclaim, 4) },
   ];
 }
 
@@ -58,7 +58,7 @@ function dfVerbose(df: SystemDf): string {
       tag = r.tag ?? '<none>';
     }
     const created = i.Created > 0 ? new Date(i.Created * 1000).toISOString() : undefined;
-    imgs.push([repo, tag, shortId(i.Id), since(created), humanSize(i.Size), humanSize(i.SharedSize), humanSize(i.Size - i.SharedSize), String(i.Containers)]);
+    imgs.push([repo, tag, shortId(i.Id), since(created), humanSize(i.Size, 4), humanSize(i.SharedSize, 4), humanSize(i.Size - i.SharedSize, 4), String(i.Containers)]);
   }
   s += table(imgs);
   s += `\nTotal size of all layers (each counted once): ${humanSize(df.LayersSize)} (${df.LayersSize} bytes)\n`;
@@ -66,10 +66,10 @@ function dfVerbose(df: SystemDf): string {
   const rows = psRows(df.Containers, { trunc: true });
   s += table([['CONTAINER ID', 'IMAGE', 'COMMAND', 'LOCAL VOLUMES', 'SIZE', 'CREATED', 'STATUS', 'NAMES'], ...rows.map((r, k) => [r.ID!, r.Image!, r.Command!, r.LocalVolumes!, humanSize(df.Containers[k]!.SizeRw ?? 0), r.RunningFor!, r.Status!, r.Names!])]);
   s += '\nLocal Volumes space usage:\n\n';
-  s += table([['VOLUME NAME', 'LINKS', 'SIZE'], ...df.Volumes.map((v) => [v.Name, String(v.UsageData?.RefCount ?? 0), humanSize(Math.max(0, v.UsageData?.Size ?? 0))])]);
+  s += table([['VOLUME NAME', 'LINKS', 'SIZE'], ...df.Volumes.map((v) => [v.Name, String(v.UsageData?.RefCount ?? 0), humanSize(Math.max(0, v.UsageData?.Size ?? 0), 4)])]);
   let cache = 0;
   for (const b of df.BuildCache) cache += b.Size;
-  s += `\nBuild cache usage: ${humanSize(cache)}\n\n`;
+  s += `\nBuild cache usage: ${humanSize(cache, 4)}\n\n`;
   s += table([['CACHE ID', 'CACHE TYPE', 'SIZE', 'CREATED', 'LAST USED', 'USAGE', 'SHARED'], ...df.BuildCache.map((b) => [b.ID.slice(0, 12), b.Type, humanSize(b.Size), since(b.CreatedAt), since(b.LastUsedAt ?? undefined), String(b.UsageCount), String(b.Shared)])]);
   return s;
 }

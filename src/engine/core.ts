@@ -442,8 +442,11 @@ export class Core {
     return { containers, images: events, volumes, reclaimed };
   }
 
+  /** Images with their shared and unique bytes and how many containers (of any state) use each, as Docker counts them. */
   imagesDf(): ImagesDf {
-    return imagesDf(this.images, (id) => (this.imageUsage.container(id as Digest) ? 1 : 0));
+    const counts = new Map<string, number>();
+    if (this.hasContainers()) for (const r of this.db.prepare('SELECT image_id, COUNT(*) AS n FROM containers GROUP BY image_id').all() as { image_id: string; n: number }[]) counts.set(r.image_id, r.n);
+    return imagesDf(this.images, (id) => counts.get(id) ?? 0);
   }
 
   async mountImage(name: string): Promise<string> {
