@@ -1,6 +1,6 @@
 /** `build` and `builder prune`: the docker CLI's flags over engine.build. */
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
-import { createInterface } from 'node:readline/promises';
+import { confirm } from './prompt.js';
 import { isAbsolute, relative, resolve } from 'node:path';
 import type { ImageBuildInput, ImageBuildOptions, ProgressMessage } from '../engine/index.js';
 import { isEngineError } from '../errors/index.js';
@@ -140,14 +140,8 @@ const prune = command({
   async run(ctx, _args, o) {
     if (o.filter.length) throw new ExitError(125, 'build cache filters are not supported yet');
     if (!o.force) {
-      const rl = createInterface({ input: process.stdin, output: process.stdout });
-      try {
-        const warn = o.all ? 'WARNING! This will remove all build cache.' : 'WARNING! This will remove all dangling build cache.';
-        const a = await rl.question(`${warn} Are you sure you want to continue? [y/N] `);
-        if (!/^y(es)?$/i.test(a.trim())) return;
-      } finally {
-        rl.close();
-      }
+      const warn = o.all ? 'WARNING! This will remove all build cache.' : 'WARNING! This will remove all dangling build cache.';
+      if (!(await confirm(`${warn} Are you sure you want to continue? [y/N] `))) return;
     }
     const engine = await ctx.engine();
     const r = await engine.build.prune({ all: o.all });

@@ -1,9 +1,9 @@
 /** Container commands: create, run, start, ps, stop, kill, restart, pause, unpause, rm, logs, exec, attach, wait, inspect, port, rename, top, prune, diff, commit, cp, export. */
 import { createWriteStream, existsSync, writeFileSync } from 'node:fs';
-import { createInterface } from 'node:readline/promises';
 import { isEngineError, EngineError, storageError } from '../errors/index.js';
 import { defaultRoot, parseFilterArgs, parseReference, type AttachStreams, type CommitOptions, type ContainerSummary, type Engine, type ExecConfig } from '../engine/index.js';
 import { command, type CommandSpec } from './command.js';
+import { confirm } from './prompt.js';
 import { ExitError, type Ctx } from './ctx.js';
 import { flag, type FlagValues } from './flags.js';
 import { formatRows, goTime, humanSize, since, table } from './format.js';
@@ -105,15 +105,6 @@ function parseTime(s: string): number {
   const t = Date.parse(s);
   if (Number.isNaN(t)) throw new EngineError('invalid-argument', 'BAD_TIME', `invalid value for "since": failed to parse value as time or duration: "${s}"`);
   return t;
-}
-
-async function confirm(question: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stdout });
-  try {
-    return /^y(es)?$/i.test((await rl.question(question)).trim());
-  } finally {
-    rl.close();
-  }
 }
 
 const create = command({

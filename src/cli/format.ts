@@ -1,4 +1,7 @@
 /** Docker's ways of printing: human sizes and durations, tab-aligned tables, --format templates. */
+import { humanDuration } from '../engine/index.js';
+
+export { humanDuration };
 
 const UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB'];
 
@@ -20,24 +23,6 @@ function goG(v: number, precision: number): string {
   if (s.includes('e')) s = String(Number(s));
   if (s.includes('.')) s = s.replace(/0+$/, '').replace(/\.$/, '');
   return s;
-}
-
-/** go-units HumanDuration. */
-export function humanDuration(ms: number): string {
-  const seconds = Math.floor(ms / 1000);
-  if (seconds < 1) return 'Less than a second';
-  if (seconds === 1) return '1 second';
-  if (seconds < 60) return `${seconds} seconds`;
-  const minutes = Math.floor(ms / 60000);
-  if (minutes === 1) return 'About a minute';
-  if (minutes < 60) return `${minutes} minutes`;
-  const hours = Math.floor(ms / 3600000 + 0.5);
-  if (hours === 1) return 'About an hour';
-  if (hours < 48) return `${hours} hours`;
-  if (hours < 24 * 7 * 2) return `${Math.floor(hours / 24)} days`;
-  if (hours < 24 * 30 * 2) return `${Math.floor(hours / 24 / 7)} weeks`;
-  if (hours < 24 * 365 * 2) return `${Math.floor(hours / 24 / 30)} months`;
-  return `${Math.floor(ms / 3600000 / 24 / 365)} years`;
 }
 
 export function since(iso: string | undefined, now = Date.now()): string {

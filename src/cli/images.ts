@@ -1,22 +1,13 @@
 /** Image commands: images, image inspect, history, tag, rmi, image prune, load, save, import, image mount. */
-import { createInterface } from 'node:readline/promises';
 import { isEngineError } from '../errors/index.js';
 import { parseFilterArgs, parseReference, shortId, type ImageSummary } from '../engine/index.js';
 import { command, type CommandSpec } from './command.js';
+import { confirm } from './prompt.js';
 import { ExitError } from './ctx.js';
 import { flag } from './flags.js';
 import { formatRows, goTime, humanSize, since, table } from './format.js';
 import { printInspect } from './inspect.js';
 import { renderOp } from './render.js';
-
-async function confirm(question: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stdout });
-  try {
-    return /^y(es)?$/i.test((await rl.question(question)).trim());
-  } finally {
-    rl.close();
-  }
-}
 
 const iso = (unix: number) => (unix > 0 ? new Date(unix * 1000).toISOString() : undefined);
 

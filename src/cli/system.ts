@@ -1,5 +1,5 @@
 /** System commands: system df, system check, system prune, info, version, and the generic inspect. */
-import { createInterface } from 'node:readline/promises';
+import { confirm } from './prompt.js';
 import { parseReference, shortId, VERSION, type SystemDf } from '../engine/index.js';
 import { EngineError } from '../errors/index.js';
 import { command, type CommandSpec } from './command.js';
@@ -131,10 +131,7 @@ const prune = command({
   async run(ctx, _a, o) {
     if (!o.force) {
       const items = ['all stopped containers', ...(o.volumes ? ['all anonymous volumes not used by at least one container'] : []), o.all ? 'all images without at least one container associated to them' : 'all dangling images'];
-      const rl = createInterface({ input: process.stdin, output: process.stdout });
-      const a = await rl.question(`WARNING! This will remove:\n${items.map((i) => `  - ${i}\n`).join('')}\nAre you sure you want to continue? [y/N] `);
-      rl.close();
-      if (!/^y(es)?$/i.test(a.trim())) return;
+      if (!(await confirm(`WARNING! This will remove:\n${items.map((i) => `  - ${i}\n`).join('')}\nAre you sure you want to continue? [y/N] `))) return;
     }
     const r = await (await ctx.engine()).system.prune({ all: !!o.all, volumes: !!o.volumes });
     if (r.ContainersDeleted.length) ctx.out.write('Deleted Containers:\n' + r.ContainersDeleted.join('\n') + '\n\n');

@@ -1,5 +1,5 @@
 /** Volume commands: volume create, ls, inspect, rm, prune. */
-import { createInterface } from 'node:readline/promises';
+import { confirm } from './prompt.js';
 import { parseFilterArgs } from '../engine/index.js';
 import { command } from './command.js';
 import { each } from './containers.js';
@@ -95,10 +95,7 @@ const prune = command({
   async run(ctx, _a, o) {
     const engine = await ctx.engine();
     if (!o.force) {
-      const rl = createInterface({ input: process.stdin, output: process.stdout });
-      const a = await rl.question('WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] ');
-      rl.close();
-      if (!/^y(es)?$/i.test(a.trim())) return;
+      if (!(await confirm('WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] '))) return;
     }
     const filters = parseFilterArgs(o.filter);
     if (o.all) filters.all = ['true'];
