@@ -258,8 +258,8 @@ test('-it through a real terminal (tmux): command, answer, resize followed by st
 });
 
 test('run -d outlives the CLI; a new CLI sees it, follows logs, execs, stops it (SIGTERM then SIGKILL), and rm leaves nothing behind', async () => {
-  const iptablesBefore = execFileSync('iptables-save').toString().split('\n').filter((l) => l.startsWith('-A')).length;
-  const id = ok(['run', '-d', '--name', 'bg', '-p', `${await freePort()}:80`, BB, 'sh', '-c', 'trap "echo got TERM; exit 0" TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done']).trim();
+  const hostPort = await freePort();
+  const id = ok(['run', '-d', '--name', 'bg', '-p', `${hostPort}:80`, BB, 'sh', '-c', 'trap "echo got TERM; exit 0" TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done']).trim();
   assert.match(id, /^[0-9a-f]{64}$/);
   // a new CLI process sees it running
   assert.match(ok(['ps', '--filter', 'name=bg', '--format', '{{.Status}}']), /^Up /);
@@ -267,6 +267,10 @@ test('run -d outlives the CLI; a new CLI sees it, follows logs, execs, stops it 
   assert.equal(insp.State.Running, true);
   const veth = JSON.parse(ok(['inspect', 'bg']))[0].NetworkSettings.IPAddress;
   assert.ok(veth);
+  // the host side of the container's eth0: its ifindex, for the check after rm
+  const hostIfindex = ok(['exec', 'bg', 'cat', '/sys/class/net/eth0/iflink']).trim();
+  assert.match(hostIfindex, /^\d+$/);
+  assert.ok(execFileSync('iptables-save').toString().includes(`--dport ${hostPort} `), 'while it runs, a rule publishes its port');
   // logs -f follows until the container stops
   const follow = lbp(root, ['logs', '-f', 'bg']);
   await sleep(800);
@@ -294,12 +298,12 @@ test('run -d outlives the CLI; a new CLI sees it, follows logs, execs, stops it 
   assert.ok(!mounts.includes(id) && !mounts.includes(id2), 'no mount left');
   assert.ok(!existsSync(join(root, 'containers', id)) && !existsSync(join(root, 'containers', id2)), 'no directory left');
   const links = execFileSync('ip', ['-o', 'link']).toString();
-  assert.ok(!/veth/.test(links) || !links.includes(id.slice(0, 8)), 'no veth left');
-  assert.equal(execFileSync('ip', ['-o', 'link', 'show', 'type', 'veth']).toString(), '', 'no veth at all');
+  // other tests (a private dockerd, other stores) may own veths of their own: only this container's must be gone
+  assert.ok(!links.split('\n').some((l) => l.startsWith(`${hostIfindex}: veth`)), `the container's veth (ifindex ${hostIfindex}) is gone`);
   const rules = execFileSync('iptables-save').toString();
   assert.ok(!rules.includes(id) && !rules.includes(veth), 'no iptables rule names the container or its address');
-  const after = rules.split('\n').filter((l) => l.startsWith('-A')).length;
-  assert.ok(after <= iptablesBefore, `iptables rules did not grow (${iptablesBefore} -> ${after})`);
+  // (not a count of all rules: other tests add and remove theirs meanwhile)
+  assert.ok(!rules.split('\n').some((l) => l.startsWith('-A') && l.includes(`--dport ${hostPort} `)), `no rule for the published port ${hostPort} is left`);
   assert.ok(!readdirSync(join(root, 'snapshots')).some((s) => s.startsWith('.trash')));
 });
 
