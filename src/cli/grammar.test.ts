@@ -140,6 +140,11 @@ const CREATE_LINES: string[][] = [
   ['run', '--net=host', '--cap-add', 'NET_ADMIN', '--cap-add=SYS_TIME', '--cap-drop', 'MKNOD', '--security-opt', 'no-new-privileges', '--read-only', '--init', '--privileged=false', 'busybox'],
   ['run', '--init=false', '--ulimit', 'nofile=1024:2048', '--ulimit', 'nproc=100', '--sysctl', 'net.ipv4.ip_forward=1', '--group-add', '10', '--group-add=audio', '--stop-signal', 'SIGINT', '--stop-timeout', '5', 'busybox'],
   ['run', '--hostname', 'h1', '--domainname', 'example.org', '--user', 'nobody', '--workdir', '/w', 'busybox'],
+  // user-defined networks: the aliases and the address go to the network's endpoint
+  ['run', '--network', 'mynet', 'busybox'],
+  ['run', '--network=mynet', '--network-alias', 'web', '--network-alias=w2', '--ip', '10.5.0.9', 'busybox'],
+  ['create', '--net', 'proj_default', '--net-alias', 'db', 'busybox'],
+  ['run', '--ip', '10.5.0.9', 'busybox'],
 ];
 
 test('run and create lines parse to the create body the docker CLI sends', async () => {

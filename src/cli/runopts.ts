@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { invalidArgument } from '../errors/index.js';
-import { parsePortSpecs, type ContainerCreateBody, type HostConfig, type Mount } from '../engine/index.js';
+import { parsePortSpecs, type ContainerCreateBody, type HostConfig, type Mount, type EndpointSettings } from '../engine/index.js';
 import { flag, FlagValueError, type FlagValues } from './flags.js';
 import { nanoCpus, ramInBytes, restartPolicy } from './units.js';
 
@@ -150,6 +150,9 @@ export function createFlags() {
     name: flag.string('name', '', 'Assign a name to the container'),
     network: flag.string('network', '', 'Connect a container to a network', { typeName: 'network', default: 'default' }),
     net: flag.string('net', '', 'Connect a container to a network', { hidden: true }),
+    networkAlias: flag.list('network-alias', '', 'Add network-scoped alias for the container'),
+    netAlias: flag.list('net-alias', '', 'Add network-scoped alias for the container', { hidden: true }),
+    ip: flag.string('ip', '', 'IPv4 address (e.g., 172.30.100.104)'),
     pidsLimit: flag.int('pids-limit', '', 'Tune container pids limit (set -1 for unlimited)'),
     platform: flag.string('platform', '', 'Set platform if server is multi-platform capable'),
     privileged: flag.bool('privileged', '', 'Give extended privileges to this container'),
@@ -246,6 +249,17 @@ function kvMap(list: string[]): Record<string, string> {
     out[i < 0 ? l : l.slice(0, i)] = i < 0 ? '' : l.slice(i + 1);
   }
   return out;
+}
+
+/**
+ * NetworkingConfig.EndpointsConfig as the docker CLI fills it: the network's aliases and
+ * address, on a user-defined network only (it refuses aliases elsewhere itself).
+ */
+function endpointsConfig(network: string, aliases: string[], ip: string | undefined): Record<string, EndpointSettings> {
+  const userDefined = !['default', 'bridge', 'host', 'none'].includes(network) && !network.startsWith('container:');
+  if (aliases.length && !userDefined) throw invalidArgument('ALIAS_ON_DEFAULT', 'network-scoped aliases are only supported for user-defined networks');
+  if (!userDefined || (!aliases.length && !ip)) return {};
+  return { [network]: { ...(ip ? { IPAMConfig: { IPv4Address: ip } } : {}), ...(aliases.length ? { Aliases: aliases } : {}) } };
 }
 
 /** The create body the docker CLI sends for these flags, image and command. */
@@ -356,7 +370,7 @@ export function toCreateBody(image: string, args: string[], f: CreateFlagValues 
     ...(f.changed.has('stopSignal') ? { StopSignal: f.stopSignal } : {}),
     ...(f.changed.has('stopTimeout') ? { StopTimeout: f.stopTimeout } : {}),
     HostConfig: hc,
-    NetworkingConfig: { EndpointsConfig: {} },
+    NetworkingConfig: { EndpointsConfig: endpointsConfig(network, [...f.networkAlias, ...f.netAlias], f.ip) },
   };
   return body;
 }
