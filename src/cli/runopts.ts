@@ -10,6 +10,7 @@ import { resolve as resolvePath } from 'node:path';
 import { invalidArgument } from '../errors/index.js';
 import { parsePortSpecs, type ContainerCreateBody, type HostConfig, type Mount, type EndpointSettings } from '../engine/index.js';
 import { flag, FlagValueError, type FlagValues } from './flags.js';
+import { ExitError } from './ctx.js';
 import { nanoCpus, ramInBytes, restartPolicy } from './units.js';
 
 const bytes = (name: string, short: string, usage: string) => flag.value(name, short, usage, { typeName: 'bytes', parse: ramInBytes });
@@ -255,15 +256,15 @@ function kvMap(list: string[]): Record<string, string> {
  * NetworkingConfig.EndpointsConfig as the docker CLI fills it: the network's aliases and
  * address, on a user-defined network only (it refuses aliases elsewhere itself).
  */
-function endpointsConfig(network: string, aliases: string[], ip: string | undefined): Record<string, EndpointSettings> {
+function endpointsConfig(network: string, aliases: string[], ip: string | undefined, commandPath: string): Record<string, EndpointSettings> {
   const userDefined = !['default', 'bridge', 'host', 'none'].includes(network) && !network.startsWith('container:');
-  if (aliases.length && !userDefined) throw invalidArgument('ALIAS_ON_DEFAULT', 'network-scoped aliases are only supported for user-defined networks');
+  if (aliases.length && !userDefined) throw new ExitError(125, `layerbox: network-scoped aliases are only supported for user-defined networks\n\nRun '${commandPath} --help' for more information`);
   if (!userDefined || (!aliases.length && !ip)) return {};
   return { [network]: { ...(ip ? { IPAMConfig: { IPv4Address: ip } } : {}), ...(aliases.length ? { Aliases: aliases } : {}) } };
 }
 
 /** The create body the docker CLI sends for these flags, image and command. */
-export function toCreateBody(image: string, args: string[], f: CreateFlagValues & { detach?: boolean }): ContainerCreateBody {
+export function toCreateBody(image: string, args: string[], f: CreateFlagValues & { detach?: boolean }, commandPath = 'layerbox run'): ContainerCreateBody {
   const attach = new Set(f.attach);
   let attachStdin = attach.has('stdin');
   let attachStdout = attach.has('stdout');
@@ -370,7 +371,7 @@ export function toCreateBody(image: string, args: string[], f: CreateFlagValues 
     ...(f.changed.has('stopSignal') ? { StopSignal: f.stopSignal } : {}),
     ...(f.changed.has('stopTimeout') ? { StopTimeout: f.stopTimeout } : {}),
     HostConfig: hc,
-    NetworkingConfig: { EndpointsConfig: endpointsConfig(network, [...f.networkAlias, ...f.netAlias], f.ip) },
+    NetworkingConfig: { EndpointsConfig: endpointsConfig(network, [...f.networkAlias, ...f.netAlias], f.ip, commandPath) },
   };
   return body;
 }

@@ -71,14 +71,15 @@ export async function connectContainer(cm: ContainerManager, ref: string, networ
     const { mode, networks } = containerNetworks(c.hostConfig);
     if (r.Driver === 'host' || mode === 'host') throw hostError();
     if (r.Driver === 'null' || mode === 'none') throw noneError();
-    if (networks.some((n) => n.name === r.Name || (n.config.NetworkID && n.config.NetworkID === r.Id))) {
-      throw new EngineError('forbidden', 'ALREADY_CONNECTED', `endpoint with name ${c.name} already exists in network ${r.Name}`, { where: r.Name });
-    }
     const aliases = (cfg.Aliases ?? []).filter((a) => a !== '');
     const ip = cfg.IPAMConfig?.IPv4Address || undefined;
     const req = { network: r.Id, ...(aliases.length ? { aliases } : {}), ...(ip ? { ipv4Address: ip } : {}) };
+    // what is asked of the network first (as dockerd: an address outside a configured subnet is that, connected or not)
+    await cm.network.resolveEndpoints(c.id, [req]);
+    if (networks.some((n) => n.name === r.Name || (n.config.NetworkID && n.config.NetworkID === r.Id))) {
+      throw new EngineError('forbidden', 'ALREADY_CONNECTED', `endpoint with name ${c.name} already exists in network ${r.Name}`, { where: r.Name });
+    }
     if (c.state.Running) await cm.network.connect(c.id, req);
-    else await cm.network.resolveEndpoints(c.id, [req]); // the checks a start would make
     const ecfg: EndpointConfig = { ...(aliases.length ? { Aliases: aliases } : {}), ...(ip ? { IPAMConfig: { IPv4Address: ip } } : {}), NetworkID: r.Id };
     const Networks = Object.fromEntries(networks.map((n) => [n.name, n.config]));
     Networks[r.Name] = ecfg;

@@ -525,15 +525,16 @@ export class NetworkManager {
       const others = [parseCidr4(this.net.subnet), ...existing.flatMap((n) => n.IPAM.Config.filter((c) => !c.Subnet.includes(':')).map((c) => parseCidr4(c.Subnet)))];
       const routes = await hostRoutes(opts.signal);
       if (subnet) {
-        if (others.some((o) => cidrOverlaps(o, subnet!))) throw new EngineError('forbidden', 'POOL_OVERLAPS', 'Pool overlaps with other one on this address space', { where: formatCidr4(subnet) });
+        if (others.some((o) => cidrOverlaps(o, subnet!))) throw new EngineError('forbidden', 'POOL_OVERLAPS', 'Pool overlaps with other one on this address space');
         const r = routes.find((x) => cidrOverlaps(x.cidr, subnet!));
-        if (r) throw new EngineError('forbidden', 'POOL_OVERLAPS', `Pool overlaps with other one on this address space: the host route ${r.dst} on ${r.dev}`, { where: formatCidr4(subnet) });
+        if (r) throw new EngineError('forbidden', 'POOL_OVERLAPS', `Pool overlaps with other one on this address space: the host route ${r.dst} on ${r.dev}`);
       } else {
         const s = allocateSubnet([...others, ...routes.map((r) => r.cidr)]);
         if (!s) throw new EngineError('resource-exhausted', 'NO_FREE_POOL', 'could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network');
         subnet = parseCidr4(s);
       }
-      const cfg: IpamConfig = { Subnet: formatCidr4(subnet), Gateway: gateway ?? firstHost(subnet), ...(ipRange ? { IPRange: ipRange } : {}) };
+      // Docker's field order
+      const cfg: IpamConfig = { Subnet: formatCidr4(subnet), ...(ipRange ? { IPRange: ipRange } : {}), Gateway: gateway ?? firstHost(subnet) };
       if (wanted?.AuxiliaryAddresses && Object.keys(wanted.AuxiliaryAddresses).length) cfg.AuxiliaryAddresses = wanted.AuxiliaryAddresses;
       rec = {
         Name: name,
@@ -863,16 +864,16 @@ export class NetworkManager {
     const out: { net: BridgeNet; aliases: string[]; ip?: string }[] = [];
     for (const e of want) {
       const r = await this.findNetwork(e.network);
-      if (r.Driver === 'host') throw invalidArgument('HOST_NETWORK', 'container cannot be disconnected from host network or connected to host network', { where: e.network });
-      if (r.Driver === 'null') throw invalidArgument('NONE_NETWORK', 'container cannot be connected to multiple networks with one of the networks in private (none) mode', { where: e.network });
+      if (r.Driver === 'host') throw invalidArgument('HOST_NETWORK', 'container cannot be disconnected from host network or connected to host network');
+      if (r.Driver === 'null') throw invalidArgument('NONE_NETWORK', 'container cannot be connected to multiple networks with one of the networks in private (none) mode');
       const net = this.bridgeNetOf(r);
       if (out.some((o) => o.net.id === net.id)) continue;
       const aliases = [...new Set((e.aliases ?? []).filter((a) => a !== ''))];
-      if (aliases.length && net.builtin) throw invalidArgument('ALIAS_ON_DEFAULT', 'network-scoped alias is supported only for containers in user defined networks', { where: net.name });
+      if (aliases.length && net.builtin) throw invalidArgument('ALIAS_ON_DEFAULT', 'network-scoped alias is supported only for containers in user defined networks');
       const ip = e.ipv4Address || undefined;
       if (ip) {
-        if (net.builtin) throw invalidArgument('IP_ON_DEFAULT', 'user specified IP address is supported on user defined networks only', { where: ip });
-        if (!net.configuredSubnet) throw invalidArgument('IP_WITHOUT_SUBNET', 'user specified IP address is supported only when connecting to networks with user configured subnets', { where: ip });
+        if (net.builtin) throw invalidArgument('IP_ON_DEFAULT', 'user specified IP address is supported on user defined networks only');
+        if (!net.configuredSubnet) throw invalidArgument('IP_WITHOUT_SUBNET', 'user specified IP address is supported only when connecting to networks with user configured subnets');
         if (ipToInt(ip) === undefined || !cidrContains(parseCidr4(net.subnet), ip)) throw invalidArgument('IP_OUTSIDE_SUBNET', `Invalid address ${ip}: It does not belong to any of this network's subnets`, { where: ip });
       }
       if (net.dns) aliases.push(containerId.slice(0, 12));
@@ -1010,8 +1011,8 @@ export class NetworkManager {
       if (!att || att.state !== 'ready' || !att.netnsPath || !(await isNetns(att.netnsPath))) {
         throw conflict('NOT_ATTACHED', `container ${containerId} has no network namespace to connect`, { where: containerId, hint: 'start the container first' });
       }
-      if (att.mode === 'host') throw invalidArgument('HOST_NETWORK', 'container cannot be disconnected from host network or connected to host network', { where: containerId });
-      if (att.mode === 'none') throw invalidArgument('NONE_NETWORK', 'container cannot be connected to multiple networks with one of the networks in private (none) mode', { where: containerId });
+      if (att.mode === 'host') throw invalidArgument('HOST_NETWORK', 'container cannot be disconnected from host network or connected to host network');
+      if (att.mode === 'none') throw invalidArgument('NONE_NETWORK', 'container cannot be connected to multiple networks with one of the networks in private (none) mode');
       const [want] = await this.resolveEndpoints(containerId, [req]);
       const { net, aliases, ip } = want!;
       const eps = this.endpointsOf(att);
@@ -1050,7 +1051,7 @@ export class NetworkManager {
     try {
       const att = await this.readAttachment(containerId);
       const r = await this.findNetwork(network);
-      if (r.Driver === 'host' || att?.mode === 'host') throw invalidArgument('HOST_NETWORK', 'container cannot be disconnected from host network or connected to host network', { where: containerId });
+      if (r.Driver === 'host' || att?.mode === 'host') throw invalidArgument('HOST_NETWORK', 'container cannot be disconnected from host network or connected to host network');
       const eps = att ? this.endpointsOf(att) : [];
       const ep = eps.find((e) => e.networkId === r.Id);
       if (!att || !ep) throw invalidArgument('NOT_CONNECTED', `container ${containerId} is not connected to network ${r.Name}`, { where: r.Name });
