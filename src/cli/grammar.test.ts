@@ -145,6 +145,8 @@ const CREATE_LINES: string[][] = [
   ['run', '--network=mynet', '--network-alias', 'web', '--network-alias=w2', '--ip', '10.5.0.9', 'busybox'],
   ['create', '--net', 'proj_default', '--net-alias', 'db', 'busybox'],
   ['run', '--ip', '10.5.0.9', 'busybox'],
+  ['run', '--network-alias', 'x', 'busybox'],
+  ['run', '--network', 'bridge', '--ip', '10.77.0.9', 'busybox'],
 ];
 
 test('run and create lines parse to the create body the docker CLI sends', async () => {

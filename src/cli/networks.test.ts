@@ -96,7 +96,7 @@ test('containers of a network reach each other by name and alias (ping, wget); a
   const id = ok(['network', 'inspect', '-f', '{{.Id}}', app]).trim();
   const refused = run(['network', 'rm', app]);
   assert.equal(refused.code, 1);
-  assert.equal(refused.stderr, `Error response from daemon: error while removing network: network ${app} id ${id} has active endpoints\nexit status 1\n`);
+  assert.equal(refused.stderr, `Error response from daemon: error while removing network: network ${app} id ${id} has active endpoints\n`);
   ok(['rm', '-f', `web${tag}`, `cli${tag}`, `str${tag}`]);
   assert.equal(ok(['network', 'rm', app, other]), `${app}\n${other}\n`);
   assert.ok(!existsSync(`/sys/class/net/${bridge}`), 'the bridge is gone');
@@ -150,7 +150,7 @@ test('network ls, inspect and prune: columns, -q, --filter, --format; prune keep
   const missing = run(['network', 'inspect', 'nosuch']);
   assert.equal(missing.code, 1);
   assert.equal(missing.stdout, '[]\n');
-  assert.equal(missing.stderr, 'Error response from daemon: network nosuch not found\n');
+  assert.equal(missing.stderr, 'Error: No such network: nosuch\n');
 
   assert.equal(ok(['network', 'prune', '-f', '--filter', 'label=keep']), `Deleted Networks:\n${a}\n\n`);
   assert.equal(ok(['network', 'prune', '-f']), `Deleted Networks:\n${b}\n\n`, 'the one in use stays');
@@ -170,9 +170,11 @@ test('network errors as the docker CLI words them', () => {
     [['network', 'create', '-d', 'foo', 'x'], 1, 'Error response from daemon: plugin "foo" not found\n'],
     [['network', 'create', '--gateway', '10.1.1.1', 'x'], 1, 'every ip-range or gateway must have a corresponding subnet\n'],
     [['network', 'create', '--subnet', '10.238.1.0/24', '--gateway', '10.238.2.1', 'x'], 1, 'no matching subnet for gateway 10.238.2.1\n'],
-    [['network', 'rm', 'host'], 1, 'Error response from daemon: operation is not permitted on predefined host network\nexit status 1\n'],
+    [['network', 'rm', 'host', 'nosuch'], 1, 'Error response from daemon: host is a pre-defined network and cannot be removed\nError: No such network: nosuch\n'],
     [['network', 'connect', n, 'nosuch'], 1, 'Error response from daemon: No such container: nosuch\n'],
-    [['run', '--network-alias', 'x', IMAGE, 'true'], 125, "layerbox: network-scoped aliases are only supported for user-defined networks\n\nRun 'layerbox run --help' for more information\n"],
+    [['run', '--network', 'bridge', '--network-alias', 'x', IMAGE, 'true'], 125, "layerbox: network-scoped aliases are only supported for user-defined networks.\nSee 'layerbox run --help'.\n"],
+    [['run', '--network', 'bridge', '--ip', '10.77.0.9', IMAGE, 'true'], 125, "layerbox: Error response from daemon: user specified IP address is supported on user defined networks only.\nSee 'layerbox run --help'.\n"],
+    [['run', '--network', n, '--ip', '10.77.0.9', IMAGE, 'true'], 125, "layerbox: Error response from daemon: user specified IP address is supported only when connecting to networks with user configured subnets.\nSee 'layerbox run --help'.\n"],
     [['run', '--network', 'nosuchnet', IMAGE, 'true'], 125, "layerbox: Error response from daemon: network nosuchnet not found.\nSee 'layerbox run --help'.\n"],
   ];
   for (const [args, code, stderr] of cases) {
@@ -240,12 +242,14 @@ test('the same network lines give the same output and exit code as a private doc
     ['network', 'rm', n1],
     ['network', 'prune', '-f'],
     ['network', 'ls', '--filter', 'type=custom'],
-    ['run', '--rm', '--network-alias', 'x', IMAGE, 'true'],
+    ['run', '--rm', '--network', 'bridge', '--network-alias', 'x', IMAGE, 'true'],
+    ['network', 'rm', 'none', 'nope'],
   ];
   const problems: string[] = [];
   for (const line of lines) {
     const ours = run(line);
-    const theirs = await dockerd.docker(line);
+    // Debian's docker.io 20.10 client (a newer one may be first in PATH)
+    const theirs = await dockerd.docker(line, { env: { PATH: '/usr/bin:/bin:/usr/sbin:/sbin' } });
     const o = { code: ours.code, out: norm(ours.stdout), err: norm(ours.stderr).replaceAll('layerbox', 'docker') };
     const d = { code: theirs.code, out: norm(theirs.stdout), err: norm(theirs.stderr) };
     if (o.code !== d.code || o.out !== d.out || o.err !== d.err) problems.push(`${line.join(' ')}:\n  ours   ${JSON.stringify(o)}\n  docker ${JSON.stringify(d)}`);

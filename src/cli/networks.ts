@@ -13,6 +13,13 @@ function daemonError(err: unknown): unknown {
   return isEngineError(e) ? new ExitError(1, `Error response from daemon: ${e.describe()}`) : e;
 }
 
+/** inspect and rm: the docker CLI 20.10 words a 404 for the network itself. */
+function lookupError(err: unknown, ref: string): unknown {
+  const e = storageError(err) ?? err;
+  if (isEngineError(e, 'not-found') && e.code === 'NETWORK_NOT_FOUND') return new ExitError(1, `Error: No such network: ${ref}`);
+  return daemonError(e);
+}
+
 async function daemon<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
@@ -177,7 +184,6 @@ const ls = command({
       CreatedAt: goTimeNano(n.Created),
       Driver: n.Driver,
       ID: id(n),
-      IPv4: 'false',
       IPv6: String(n.EnableIPv6),
       Internal: String(n.Internal),
       Labels: Object.entries(n.Labels).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${k}=${v}`).join(','),
@@ -213,7 +219,7 @@ const inspect = command({
       try {
         found.push(await engine.networks.inspect(n));
       } catch (e) {
-        const err = daemonError(e);
+        const err = lookupError(e, n);
         if (!(err instanceof ExitError)) throw err;
         errors.push(err.message);
       }
@@ -238,14 +244,13 @@ const rm = command({
         await engine.networks.remove(n);
         ctx.out.write(n + '\n');
       } catch (e) {
-        const err = daemonError(e);
+        const err = lookupError(e, n);
         if (!(err instanceof ExitError)) throw err;
         ctx.err.write(err.message + '\n');
         failed = true;
       }
     }
-    // the docker CLI 20.10 ends a failed removal with this line
-    if (failed) throw new ExitError(1, 'exit status 1');
+    if (failed) throw new ExitError(1);
   },
 });
 

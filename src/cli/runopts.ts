@@ -253,13 +253,15 @@ function kvMap(list: string[]): Record<string, string> {
 }
 
 /**
- * NetworkingConfig.EndpointsConfig as the docker CLI fills it: the network's aliases and
- * address, on a user-defined network only (it refuses aliases elsewhere itself).
+ * NetworkingConfig.EndpointsConfig as the docker CLI 20.10 fills it: the aliases and address
+ * go with the network named (it refuses aliases on a built-in one itself).
  */
 function endpointsConfig(network: string, aliases: string[], ip: string | undefined, commandPath: string): Record<string, EndpointSettings> {
   const userDefined = !['default', 'bridge', 'host', 'none'].includes(network) && !network.startsWith('container:');
-  if (aliases.length && !userDefined) throw new ExitError(125, `layerbox: network-scoped aliases are only supported for user-defined networks\n\nRun '${commandPath} --help' for more information`);
-  if (!userDefined || (!aliases.length && !ip)) return {};
+  // the docker CLI 20.10 refuses aliases on a built-in network it is told (the default one it lets through)
+  if (aliases.length && !userDefined && network !== 'default') throw new ExitError(125, `layerbox: network-scoped aliases are only supported for user-defined networks.\nSee '${commandPath} --help'.`);
+  // an address goes with the network named (the default one, unnamed, takes none); the daemon decides
+  if (network === 'default' || (!aliases.length && !ip)) return {};
   return { [network]: { ...(ip ? { IPAMConfig: { IPv4Address: ip } } : {}), ...(aliases.length ? { Aliases: aliases } : {}) } };
 }
 

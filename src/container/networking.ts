@@ -104,7 +104,7 @@ export async function disconnectContainer(cm: ContainerManager, ref: string, net
         if (!(mine && (e as { code?: string }).code === 'NOT_CONNECTED') && !opts.force) throw e;
       }
     } else if (!mine) {
-      throw invalidArgument('NOT_CONNECTED', `container ${c.id} is not connected to network ${r.Name}`, { where: r.Name });
+      throw new EngineError('internal', 'NOT_CONNECTED', `container ${c.id} is not connected to network ${r.Name}`, { where: r.Name }); // dockerd's 500
     }
     const Networks = Object.fromEntries(networks.filter((n) => n !== mine).map((n) => [n.name, n.config]));
     cm.store.setHostConfig(c.id, { ...c.hostConfig, Networks });

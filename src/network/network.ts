@@ -579,7 +579,7 @@ export class NetworkManager {
     try {
       const r = await this.findNetwork(ref);
       if (PREDEFINED_NETWORKS.includes(r.Name) && r.Id === this.builtinId(r.Name)) {
-        throw new EngineError('forbidden', 'PREDEFINED_NETWORK', `operation is not permitted on predefined ${r.Name} network`, { where: r.Name });
+        throw new EngineError('forbidden', 'PREDEFINED_NETWORK', `${r.Name} is a pre-defined network and cannot be removed`, { where: r.Name });
       }
       const net = this.bridgeNetOf(r);
       const users = await this.endpointsOn(r.Id);
@@ -1054,7 +1054,8 @@ export class NetworkManager {
       if (r.Driver === 'host' || att?.mode === 'host') throw invalidArgument('HOST_NETWORK', 'container cannot be disconnected from host network or connected to host network');
       const eps = att ? this.endpointsOf(att) : [];
       const ep = eps.find((e) => e.networkId === r.Id);
-      if (!att || !ep) throw invalidArgument('NOT_CONNECTED', `container ${containerId} is not connected to network ${r.Name}`, { where: r.Name });
+      // dockerd answers this one with a 500
+      if (!att || !ep) throw internal('NOT_CONNECTED', `container ${containerId} is not connected to network ${r.Name}`, { where: r.Name });
       const live = !!att.netnsPath && (await isNetns(att.netnsPath));
       await this.teardownEndpoint(containerId, att, ep, live);
       att.endpoints = eps.filter((e) => e !== ep);

@@ -97,7 +97,7 @@ describe('user-defined networks (root, real CNI plugins)', () => {
     await assert.rejects(nm.createNetwork({ name: `n3${tag}`, ipam: { Config: [{ Subnet: '10.235.1.0/24', Gateway: '10.235.2.1' }] } }), { message: 'no matching subnet for gateway 10.235.2.1' });
     await assert.rejects(nm.createNetwork({ name: `n3${tag}`, ipam: { Config: [{ Subnet: '10.235.1.7/24' }] } }), /does not match the network address 10\.235\.1\.0\/24/);
     await assert.rejects(nm.createNetwork({ name: `n3${tag}`, enableIPv6: true }), (e: unknown) => isEngineError(e, 'unsupported'));
-    await assert.rejects(nm.removeNetwork('bridge'), (e: unknown) => isEngineError(e, 'forbidden') && e.message === 'operation is not permitted on predefined bridge network');
+    await assert.rejects(nm.removeNetwork('bridge'), (e: unknown) => isEngineError(e, 'forbidden') && e.message === 'bridge is a pre-defined network and cannot be removed');
     await assert.rejects(nm.removeNetwork('nope'), (e: unknown) => isEngineError(e, 'not-found') && e.message === 'network nope not found');
 
     await nm.removeNetwork(r.Id);

@@ -27,5 +27,9 @@ export function networkRoutes(r: Router): void {
     await c.engine.networks.disconnect(c.params.id!, body);
     sendEmpty(c.res!, 200);
   });
-  r.on('POST', '/networks/prune', async (c) => c.send(200, await c.engine.networks.prune({ filters: c.query.filters(), signal: c.signal })));
+  r.on('POST', '/networks/prune', async (c) => {
+    const r = await c.engine.networks.prune({ filters: c.query.filters(), signal: c.signal });
+    // dockerd says null when it removed nothing
+    c.send(200, { NetworksDeleted: r.NetworksDeleted.length ? r.NetworksDeleted : null });
+  });
 }
