@@ -124,7 +124,7 @@ const create = command({
   args: { min: 1 },
   interspersed: false,
   async run(ctx, [image, ...args], f) {
-    const body = toCreateBody(image!, args, f, ctx.commandPath);
+    const body = toCreateBody(image!, args, f);
     const engine = await ctx.engine();
     if (f.cidfile && existsSync(f.cidfile)) throw new ExitError(125, `layerbox: Container ID file found, make sure the other container isn't running or delete ${f.cidfile}.\nSee '${ctx.commandPath} --help'.`);
     try {
@@ -149,7 +149,7 @@ const run = command({
   async run(ctx, [image, ...args], f) {
     if (f.detach && f.attach.length) throw new ExitError(1, 'Conflicting options: -a and -d');
     if (f.rm && f.restart && f.restart.Name !== '' && f.restart.Name !== 'no') throw new ExitError(1, 'Conflicting options: --restart and --rm');
-    const body = toCreateBody(image!, args, f, ctx.commandPath);
+    const body = toCreateBody(image!, args, f);
     // Docker checks for a terminal only when it attaches stdin (not with -d)
     if (!f.detach && body.Tty && body.AttachStdin && !process.stdin.isTTY) throw new ExitError(1, 'the input device is not a TTY');
     const engine = await ctx.engine();

@@ -12,11 +12,11 @@ import { analyze } from './analyze.js';
 import { ExitError, type Ctx } from './ctx.js';
 import { flag, FlagValueError } from './flags.js';
 import { imageCommands, imageGroup } from './images.js';
+import { networkGroup } from './networks.js';
 import { registryCommands, pull, push } from './registry.js';
 import { systemCommands, systemGroup } from './system.js';
 import { ramInBytes } from './units.js';
 import { volumeGroup } from './volumes.js';
-import { networkGroup } from './networks.js';
 
 const globalFlags = {
   root: flag.string('root', '', 'Root of the store (default $LAYERBOX_ROOT or /var/lib/layerbox)'),

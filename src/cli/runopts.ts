@@ -4,13 +4,14 @@
  * (sizes, CPUs, ports, env files, labels, mounts, restart policy) and the engine checks
  * the rest, as the daemon does.
  */
+import type { EndpointSettings } from '../engine/index.js';
+import { ExitError } from './ctx.js';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { invalidArgument } from '../errors/index.js';
-import { parsePortSpecs, type ContainerCreateBody, type HostConfig, type Mount, type EndpointSettings } from '../engine/index.js';
+import { parsePortSpecs, type ContainerCreateBody, type HostConfig, type Mount } from '../engine/index.js';
 import { flag, FlagValueError, type FlagValues } from './flags.js';
-import { ExitError } from './ctx.js';
 import { nanoCpus, ramInBytes, restartPolicy } from './units.js';
 
 const bytes = (name: string, short: string, usage: string) => flag.value(name, short, usage, { typeName: 'bytes', parse: ramInBytes });
@@ -252,21 +253,8 @@ function kvMap(list: string[]): Record<string, string> {
   return out;
 }
 
-/**
- * NetworkingConfig.EndpointsConfig as the docker CLI 20.10 fills it: the aliases and address
- * go with the network named (it refuses aliases on a built-in one itself).
- */
-function endpointsConfig(network: string, aliases: string[], ip: string | undefined, commandPath: string): Record<string, EndpointSettings> {
-  const userDefined = !['default', 'bridge', 'host', 'none'].includes(network) && !network.startsWith('container:');
-  // the docker CLI 20.10 refuses aliases on a built-in network it is told (the default one it lets through)
-  if (aliases.length && !userDefined && network !== 'default') throw new ExitError(125, `layerbox: network-scoped aliases are only supported for user-defined networks.\nSee '${commandPath} --help'.`);
-  // an address goes with the network named (the default one, unnamed, takes none); the daemon decides
-  if (network === 'default' || (!aliases.length && !ip)) return {};
-  return { [network]: { ...(ip ? { IPAMConfig: { IPv4Address: ip } } : {}), ...(aliases.length ? { Aliases: aliases } : {}) } };
-}
-
 /** The create body the docker CLI sends for these flags, image and command. */
-export function toCreateBody(image: string, args: string[], f: CreateFlagValues & { detach?: boolean }, commandPath = 'layerbox run'): ContainerCreateBody {
+export function toCreateBody(image: string, args: string[], f: CreateFlagValues & { detach?: boolean }): ContainerCreateBody {
   const attach = new Set(f.attach);
   let attachStdin = attach.has('stdin');
   let attachStdout = attach.has('stdout');
@@ -373,7 +361,20 @@ export function toCreateBody(image: string, args: string[], f: CreateFlagValues 
     ...(f.changed.has('stopSignal') ? { StopSignal: f.stopSignal } : {}),
     ...(f.changed.has('stopTimeout') ? { StopTimeout: f.stopTimeout } : {}),
     HostConfig: hc,
-    NetworkingConfig: { EndpointsConfig: endpointsConfig(network, [...f.networkAlias, ...f.netAlias], f.ip, commandPath) },
+    NetworkingConfig: { EndpointsConfig: endpointsConfig(network, [...f.networkAlias, ...f.netAlias], f.ip, `layerbox ${'sigProxy' in f ? 'run' : 'create'}`) },
   };
   return body;
+}
+
+/**
+ * NetworkingConfig.EndpointsConfig as the docker CLI 20.10 fills it: the aliases and address
+ * go with the network named (it refuses aliases on a built-in one itself).
+ */
+function endpointsConfig(network: string, aliases: string[], ip: string | undefined, commandPath: string): Record<string, EndpointSettings> {
+  const userDefined = !['default', 'bridge', 'host', 'none'].includes(network) && !network.startsWith('container:');
+  // the docker CLI 20.10 refuses aliases on a built-in network it is told (the default one it lets through)
+  if (aliases.length && !userDefined && network !== 'default') throw new ExitError(125, `layerbox: network-scoped aliases are only supported for user-defined networks.\nSee '${commandPath} --help'.`);
+  // an address goes with the network named (the default one, unnamed, takes none); the daemon decides
+  if (network === 'default' || (!aliases.length && !ip)) return {};
+  return { [network]: { ...(ip ? { IPAMConfig: { IPv4Address: ip } } : {}), ...(aliases.length ? { Aliases: aliases } : {}) } };
 }

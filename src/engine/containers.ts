@@ -10,10 +10,10 @@ import { conflict, invalidArgument, notFound } from '../errors/index.js';
 import type { ContainerManager } from '../container/manager.js';
 import type { ContainerRecord } from '../container/types.js';
 import type { NetworkAttachment } from '../network/index.js';
-import type { Core } from './core.js';
-import { toCreateRequest } from './createbody.js';
 import { endpointViews } from '../container/networking.js';
 import { containerNetworks } from '../container/types.js';
+import type { Core } from './core.js';
+import { toCreateRequest } from './createbody.js';
 import { acceptFilters, labelMatch } from './filters.js';
 import type {
   AttachStreams,

@@ -72,6 +72,8 @@ function portSpecs(pm: PortMap | null | undefined): string[] {
   return out;
 }
 
+const NETWORK_MODES = ['bridge', 'host', 'none', 'default'];
+
 /** Checks the body as the daemon does and turns it into the manager's request. */
 export function toCreateRequest(body: ContainerCreateBody, name: string | undefined): CreateRequest {
   if (!body || typeof body !== 'object') throw invalidArgument('INVALID_BODY', 'config cannot be empty in order to create a container');
@@ -104,7 +106,8 @@ export function toCreateRequest(body: ContainerCreateBody, name: string | undefi
   const primary = network === 'default' ? 'bridge' : network;
   const ep = endpoints[0]?.[1];
   const networks: InternalHostConfig['Networks'] =
-    primary === 'host' || primary === 'none'
+    // host and none join no network; bridge (default) and user-defined ones one each
+    NETWORK_MODES.includes(primary) && primary !== 'bridge'
       ? undefined
       : {
           [primary]: {
