@@ -137,6 +137,13 @@ const CREATE_LINES: string[][] = [
   ['run', '-a', 'stdout', '-a', 'STDERR', 'busybox'],
   ['run', '-a', 'stdin', '-i', 'busybox'],
   ['run', '--network', 'none', '--dns', '1.1.1.1', '--dns-search', 'example.com', '--dns-option', 'ndots:2', '--add-host', 'h:1.2.3.4', '--add-host=g:::1', 'busybox'],
+  // user-defined networks: the aliases and the address go to the network's endpoint
+  ['run', '--network', 'mynet', 'busybox'],
+  ['run', '--network=mynet', '--network-alias', 'web', '--network-alias=w2', '--ip', '10.5.0.9', 'busybox'],
+  ['create', '--net', 'proj_default', '--net-alias', 'db', 'busybox'],
+  ['run', '--ip', '10.5.0.9', 'busybox'],
+  ['run', '--network-alias', 'x', 'busybox'],
+  ['run', '--network', 'bridge', '--ip', '10.77.0.9', 'busybox'],
   ['run', '--net=host', '--cap-add', 'NET_ADMIN', '--cap-add=SYS_TIME', '--cap-drop', 'MKNOD', '--security-opt', 'no-new-privileges', '--read-only', '--init', '--privileged=false', 'busybox'],
   ['run', '--init=false', '--ulimit', 'nofile=1024:2048', '--ulimit', 'nproc=100', '--sysctl', 'net.ipv4.ip_forward=1', '--group-add', '10', '--group-add=audio', '--stop-signal', 'SIGINT', '--stop-timeout', '5', 'busybox'],
   ['run', '--hostname', 'h1', '--domainname', 'example.org', '--user', 'nobody', '--workdir', '/w', 'busybox'],

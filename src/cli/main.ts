@@ -12,6 +12,7 @@ import { analyze } from './analyze.js';
 import { ExitError, type Ctx } from './ctx.js';
 import { flag, FlagValueError } from './flags.js';
 import { imageCommands, imageGroup } from './images.js';
+import { networkGroup } from './networks.js';
 import { registryCommands, pull, push } from './registry.js';
 import { systemCommands, systemGroup } from './system.js';
 import { ramInBytes } from './units.js';
@@ -49,7 +50,7 @@ root = command({
   short: "A container engine that implements Docker's layered images: content store, overlay snapshots, registries, containers, commit.",
   flags: globalFlags,
   commands: [
-    ...[builderGroup, completion, containerGroup, imageGroup([analyze, build, pull, push]), systemGroup, volumeGroup],
+    ...[builderGroup, completion, containerGroup, imageGroup([analyze, build, pull, push]), networkGroup, systemGroup, volumeGroup],
     ...[build, ...containerCommands, ...imageCommands, ...registryCommands, ...systemCommands].sort((a, b) => a.name.localeCompare(b.name)),
   ],
   async run(ctx, _args, o) {

@@ -4,6 +4,8 @@
  * (sizes, CPUs, ports, env files, labels, mounts, restart policy) and the engine checks
  * the rest, as the daemon does.
  */
+import type { EndpointSettings } from '../engine/index.js';
+import { ExitError } from './ctx.js';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
@@ -150,6 +152,9 @@ export function createFlags() {
     name: flag.string('name', '', 'Assign a name to the container'),
     network: flag.string('network', '', 'Connect a container to a network', { typeName: 'network', default: 'default' }),
     net: flag.string('net', '', 'Connect a container to a network', { hidden: true }),
+    networkAlias: flag.list('network-alias', '', 'Add network-scoped alias for the container'),
+    netAlias: flag.list('net-alias', '', 'Add network-scoped alias for the container', { hidden: true }),
+    ip: flag.string('ip', '', 'IPv4 address (e.g., 172.30.100.104)'),
     pidsLimit: flag.int('pids-limit', '', 'Tune container pids limit (set -1 for unlimited)'),
     platform: flag.string('platform', '', 'Set platform if server is multi-platform capable'),
     privileged: flag.bool('privileged', '', 'Give extended privileges to this container'),
@@ -356,7 +361,20 @@ export function toCreateBody(image: string, args: string[], f: CreateFlagValues 
     ...(f.changed.has('stopSignal') ? { StopSignal: f.stopSignal } : {}),
     ...(f.changed.has('stopTimeout') ? { StopTimeout: f.stopTimeout } : {}),
     HostConfig: hc,
-    NetworkingConfig: { EndpointsConfig: {} },
+    NetworkingConfig: { EndpointsConfig: endpointsConfig(network, [...f.networkAlias, ...f.netAlias], f.ip, `layerbox ${'sigProxy' in f ? 'run' : 'create'}`) },
   };
   return body;
+}
+
+/**
+ * NetworkingConfig.EndpointsConfig as the docker CLI 20.10 fills it: the aliases and address
+ * go with the network named (it refuses aliases on a built-in one itself).
+ */
+function endpointsConfig(network: string, aliases: string[], ip: string | undefined, commandPath: string): Record<string, EndpointSettings> {
+  const userDefined = !['default', 'bridge', 'host', 'none'].includes(network) && !network.startsWith('container:');
+  // the docker CLI 20.10 refuses aliases on a built-in network it is told (the default one it lets through)
+  if (aliases.length && !userDefined && network !== 'default') throw new ExitError(125, `layerbox: network-scoped aliases are only supported for user-defined networks.\nSee '${commandPath} --help'.`);
+  // an address goes with the network named (the default one, unnamed, takes none); the daemon decides
+  if (network === 'default' || (!aliases.length && !ip)) return {};
+  return { [network]: { ...(ip ? { IPAMConfig: { IPv4Address: ip } } : {}), ...(aliases.length ? { Aliases: aliases } : {}) } };
 }

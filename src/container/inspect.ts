@@ -2,6 +2,36 @@
 import type { ContainerRecord } from './types.js';
 import type { NetworkAttachment } from '../network/index.js';
 import { dockerContainerConfig } from '../image/inspect.js';
+import { endpointViews } from './networking.js';
+
+/**
+ * NetworkSettings as Docker shows it: one entry per network; the top-level address fields
+ * are the default bridge's endpoint (empty on user-defined networks, as Docker's).
+ */
+function networkSettings(c: ContainerRecord, net: NetworkAttachment | undefined, ports: Record<string, unknown>): Record<string, unknown> {
+  const networks = endpointViews(c, net);
+  const b = networks.bridge;
+  return {
+    Bridge: '',
+    SandboxID: net?.netnsPath ? c.id : '',
+    HairpinMode: false,
+    LinkLocalIPv6Address: '',
+    LinkLocalIPv6PrefixLen: 0,
+    Ports: ports,
+    SandboxKey: net?.netnsPath ?? '',
+    SecondaryIPAddresses: null,
+    SecondaryIPv6Addresses: null,
+    EndpointID: b?.EndpointID ?? '',
+    Gateway: b?.Gateway ?? '',
+    GlobalIPv6Address: '',
+    GlobalIPv6PrefixLen: 0,
+    IPAddress: b?.IPAddress ?? '',
+    IPPrefixLen: b?.IPPrefixLen ?? 0,
+    IPv6Gateway: '',
+    MacAddress: b?.MacAddress ?? '',
+    Networks: networks,
+  };
+}
 
 export function inspectContainer(c: ContainerRecord, extra: { rootfs: string; upper?: string; lowers?: string[]; logPath: string; net?: NetworkAttachment; mounts: { Type: string; Name?: string; Source: string; Destination: string; RW: boolean }[] }): Record<string, unknown> {
   const net = extra.net;
@@ -68,17 +98,6 @@ export function inspectContainer(c: ContainerRecord, extra: { rootfs: string; up
     },
     Mounts: extra.mounts.map((m) => ({ Type: m.Type, ...(m.Name ? { Name: m.Name } : {}), Source: m.Source, Destination: m.Destination, Driver: m.Type === 'volume' ? 'local' : undefined, Mode: '', RW: m.RW, Propagation: m.Type === 'bind' ? 'rprivate' : '' })),
     Config: dockerContainerConfig(c.config),
-    NetworkSettings: {
-      Bridge: '',
-      SandboxKey: net?.netnsPath ?? '',
-      Ports: ports,
-      Gateway: net?.gateway ?? '',
-      IPAddress: net?.ipAddress ?? '',
-      IPPrefixLen: net?.ipPrefixLen ?? 0,
-      MacAddress: net?.macAddress ?? '',
-      Networks: net?.networkName
-        ? { [c.hostConfig.NetworkMode]: { Gateway: net.gateway ?? '', IPAddress: net.ipAddress ?? '', IPPrefixLen: net.ipPrefixLen ?? 0, MacAddress: net.macAddress ?? '', NetworkID: net.networkName } }
-        : { [c.hostConfig.NetworkMode]: {} },
-    },
+    NetworkSettings: networkSettings(c, net, ports),
   };
 }

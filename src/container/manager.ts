@@ -58,6 +58,7 @@ import {
 } from '../runtime/index.js';
 import { NetworkManager, type NetworkAttachment, type EarlyNetwork } from '../network/index.js';
 import { ContainerStore } from './store.js';
+import { checkCreateNetworks, endpointRequests } from './networking.js';
 import { VolumeStore } from './volumes.js';
 import { randomName, validateName } from './names.js';
 import { inspectContainer } from './inspect.js';
@@ -225,6 +226,9 @@ export class ContainerManager {
     this.d.space?.require(`cannot create a container of ${req.image}`);
     const imageConfig = await this.d.images.config(image.id);
     const id = randomBytes(32).toString('hex');
+    // the networks exist and take what is asked of them (their IDs recorded)
+    const withNets = await checkCreateNetworks(this.network, id, hc);
+    if (withNets.Networks) hc.Networks = withNets.Networks;
     const snapshot = `ctr-${id}`;
     const layer = this.d.images.layers.get(image.topLayer)!;
     trace('create: image resolved');
@@ -777,10 +781,13 @@ export class ContainerManager {
         // The runtime creates the container (its process waits for `start`) while CNI makes
         // its interfaces: both need only the namespace and the etc files to exist.
         let created!: Awaited<ReturnType<typeof createContainer>>;
+        const nets = endpointRequests(c.hostConfig);
         await this.network.setupWhile(
           {
             containerId: c.id,
-            mode: c.hostConfig.NetworkMode,
+            containerName: c.name,
+            mode: nets.mode,
+            networks: nets.networks,
             publish: c.hostConfig.PortBindings,
             publishAll: c.hostConfig.PublishAllPorts,
             exposedPorts: Object.keys(c.config.ExposedPorts ?? {}),

@@ -14,13 +14,39 @@ export interface MountSpec {
   TmpfsOptions?: string[];
 }
 
+/** What a container asks of one network (the Engine API's EndpointSettings, as configured). */
+export interface EndpointConfig {
+  Aliases?: string[];
+  IPAMConfig?: { IPv4Address?: string } | null;
+  /** the network's ID when the container was connected */
+  NetworkID?: string;
+}
+
+/**
+ * How a container joins networks: its mode and, for bridge mode, the networks in order
+ * (NetworkMode's first), as they are named in its configuration.
+ */
+export function containerNetworks(hc: Pick<HostConfig, 'NetworkMode' | 'Networks'>): { mode: 'bridge' | 'host' | 'none'; networks: { name: string; config: EndpointConfig }[] } {
+  const m = hc.NetworkMode === 'default' || !hc.NetworkMode ? 'bridge' : hc.NetworkMode;
+  if (m === 'host' || m === 'none') return { mode: m, networks: [] };
+  if (!hc.Networks) return { mode: 'bridge', networks: [{ name: m, config: {} }] };
+  const names = Object.keys(hc.Networks).sort((a, b) => (a === m ? -1 : b === m ? 1 : 0));
+  return { mode: 'bridge', networks: names.map((name) => ({ name, config: hc.Networks![name]! })) };
+}
+
 /** What `create`/`run` flags decided, with Docker's field names where Docker has them. */
 export interface HostConfig {
   Binds: string[];
   Mounts: MountSpec[];
   PortBindings: string[];
   PublishAllPorts: boolean;
-  NetworkMode: 'bridge' | 'host' | 'none';
+  /** 'bridge' | 'host' | 'none', or the name of a user-defined network (the first one the container joins) */
+  NetworkMode: string;
+  /**
+   * The networks the container joins when it starts (connect and disconnect change them),
+   * keyed by name, with what was asked for on each; absent: NetworkMode's alone.
+   */
+  Networks?: Record<string, EndpointConfig>;
   Privileged: boolean;
   ReadonlyRootfs: boolean;
   CapAdd: string[];

@@ -10,6 +10,8 @@ import { conflict, invalidArgument, notFound } from '../errors/index.js';
 import type { ContainerManager } from '../container/manager.js';
 import type { ContainerRecord } from '../container/types.js';
 import type { NetworkAttachment } from '../network/index.js';
+import { endpointViews } from '../container/networking.js';
+import { containerNetworks } from '../container/types.js';
 import type { Core } from './core.js';
 import { toCreateRequest } from './createbody.js';
 import { acceptFilters, labelMatch } from './filters.js';
@@ -200,13 +202,7 @@ export class Containers {
       State: c.state.Status === 'creating' ? 'created' : c.state.Status,
       Status: statusText(c),
       HostConfig: { NetworkMode: c.hostConfig.NetworkMode === 'bridge' ? 'default' : c.hostConfig.NetworkMode },
-      NetworkSettings: {
-        Networks: net?.ipAddress
-          ? { bridge: { NetworkID: net.networkName ?? 'bridge', EndpointID: net.containerId, Gateway: net.gateway ?? '', IPAddress: net.ipAddress, IPPrefixLen: net.ipPrefixLen ?? 0, MacAddress: net.macAddress ?? '' } }
-          : c.hostConfig.NetworkMode === 'bridge'
-            ? { bridge: { NetworkID: '', EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '' } }
-            : { [c.hostConfig.NetworkMode]: { NetworkID: '', EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '' } },
-      },
+      NetworkSettings: { Networks: endpointViews(c, net) },
       Mounts: await this.mountPoints(c),
     };
     if (opts.size) {
@@ -260,6 +256,13 @@ export class Containers {
         return undefined;
       }
     });
+    // a network filter value is a name or an ID (prefix): the names it stands for
+    const networkIds = new Map<string, string[]>();
+    for (const v of f.network ?? []) networkIds.set(v, (await cm.network.networks()).filter((n) => n.Id.startsWith(v)).map((n) => n.Name));
+    const netNames = (c: ContainerRecord) => {
+      const { mode, networks } = containerNetworks(c.hostConfig);
+      return mode === 'bridge' ? networks.map((n) => n.name) : [mode];
+    };
     list = list.filter((c) => {
       if (!any('id', (v) => c.id.startsWith(v))) return false;
       if (!any('name', (v) => safeRegex(v).test(c.name) || safeRegex(v).test('/' + c.name))) return false;
@@ -271,7 +274,7 @@ export class Containers {
       if (before !== undefined && !(created < before)) return false;
       if (since !== undefined && !(created > since)) return false;
       if (!any('volume', (v) => c.hostConfig.Mounts.some((m) => m.Source === v || m.Target === v))) return false;
-      if (!any('network', (v) => v === c.hostConfig.NetworkMode || (v === 'bridge' && c.hostConfig.NetworkMode === 'bridge'))) return false;
+      if (f.network?.length && !f.network.some((v) => netNames(c).some((n) => n === v || networkIds.get(v)?.includes(n)))) return false;
       if (!any('expose', (v) => Object.keys(c.config.ExposedPorts ?? {}).includes(v.includes('/') ? v : `${v}/tcp`))) return false;
       return true;
     });
@@ -354,7 +357,10 @@ export class Containers {
   }
 
   async rename(ref: string, name: string): Promise<void> {
-    (await this.manager()).rename(ref, name);
+    const cm = await this.manager();
+    cm.rename(ref, name);
+    // its peers on user-defined networks know it by its new name
+    await cm.network.renamed(cm.store.resolve(name).id, name);
   }
 
   /** Removes every stopped container. */

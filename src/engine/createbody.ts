@@ -6,7 +6,7 @@
  */
 import { isAbsolute } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { invalidArgument, notFound } from '../errors/index.js';
+import { invalidArgument } from '../errors/index.js';
 import type { CreateRequest } from '../container/manager.js';
 import type { HostConfig as InternalHostConfig, MountSpec } from '../container/types.js';
 import type { ContainerCreateBody, HostConfig, Mount, PortMap } from './types.js';
@@ -99,10 +99,22 @@ export function toCreateRequest(body: ContainerCreateBody, name: string | undefi
     seen.add(t);
   }
   const network = h.NetworkMode || 'default';
-  if (!NETWORK_MODES.includes(network)) {
-    if (network.startsWith('container:')) throw invalidArgument('UNSUPPORTED_NETWORK_MODE', `network mode ${network} is not supported yet`, { hint: 'use bridge, host or none' });
-    throw notFound('NO_SUCH_NETWORK', `network ${network} not found`);
-  }
+  if (network.startsWith('container:')) throw invalidArgument('UNSUPPORTED_NETWORK_MODE', `network mode ${network} is not supported yet`, { hint: 'use bridge, host, none or a user-defined network' });
+  // the network's endpoint configuration (aliases, address); API 1.41 takes one network at create
+  const endpoints = Object.entries(body.NetworkingConfig?.EndpointsConfig ?? {}).filter(([, v]) => v !== null);
+  if (endpoints.length > 1) throw invalidArgument('MULTIPLE_ENDPOINTS', `Container cannot be connected to network endpoints: ${endpoints.map(([k]) => k).join(', ')}`);
+  const primary = network === 'default' ? 'bridge' : network;
+  const ep = endpoints[0]?.[1];
+  const networks: InternalHostConfig['Networks'] =
+    // host and none join no network; bridge (default) and user-defined ones one each
+    NETWORK_MODES.includes(primary) && primary !== 'bridge'
+      ? undefined
+      : {
+          [primary]: {
+            ...(ep?.Aliases?.length ? { Aliases: ep.Aliases.filter((a) => typeof a === 'string' && a !== '') } : {}),
+            ...(ep?.IPAMConfig?.IPv4Address ? { IPAMConfig: { IPv4Address: ep.IPAMConfig.IPv4Address } } : {}),
+          },
+        };
   const memory = h.Memory ?? 0;
   if (memory !== 0 && memory < 6 * 1024 * 1024) throw invalidArgument('INVALID_MEMORY', 'Minimum memory limit allowed is 6MB');
   if (memory < 0) throw invalidArgument('INVALID_MEMORY', 'invalid memory limit');
@@ -124,7 +136,8 @@ export function toCreateRequest(body: ContainerCreateBody, name: string | undefi
     Mounts: mounts,
     PortBindings: portSpecs(h.PortBindings),
     PublishAllPorts: !!h.PublishAllPorts,
-    NetworkMode: (network === 'default' ? 'bridge' : network) as InternalHostConfig['NetworkMode'],
+    NetworkMode: primary,
+    ...(networks ? { Networks: networks } : {}),
     Privileged: !!h.Privileged,
     ReadonlyRootfs: !!h.ReadonlyRootfs,
     CapAdd: h.CapAdd ?? [],

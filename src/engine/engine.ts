@@ -9,6 +9,7 @@ import { Build } from './build.js';
 import { Analysis } from './analyze.js';
 import { Containers } from './containers.js';
 import { Images } from './images.js';
+import { Networks } from './networks.js';
 import { System } from './system.js';
 import { Volumes } from './volumes.js';
 
@@ -18,6 +19,7 @@ export class Engine implements AsyncDisposable {
   readonly images: Images;
   readonly containers: Containers;
   readonly volumes: Volumes;
+  readonly networks: Networks;
   readonly system: System;
   readonly build: Build;
   /** What images' layers hold and cost (image analyze, the explorer). */
@@ -27,6 +29,7 @@ export class Engine implements AsyncDisposable {
     this.images = new Images(core);
     this.containers = new Containers(core);
     this.volumes = new Volumes(core);
+    this.networks = new Networks(core);
     this.system = new System(core, this.images, this.containers, this.volumes);
     this.build = new Build(core);
     this.analysis = new Analysis(core);

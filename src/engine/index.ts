@@ -9,6 +9,7 @@ export type { Images, ImageMount } from './images.js';
 export type { Containers, RunHandle, StartOptions } from './containers.js';
 export { statusText, humanDuration } from './containers.js';
 export type { Volumes } from './volumes.js';
+export type { Networks } from './networks.js';
 export type { System } from './system.js';
 export type { Build } from './build.js';
 export type { Analysis, ImageExplorer } from './analyze.js';

@@ -482,6 +482,90 @@ export interface VolumePruneResponse {
   SpaceReclaimed: number;
 }
 
+// ------------------------------------------------------------------ networks
+
+export interface IPAMConfig {
+  Subnet?: string;
+  IPRange?: string;
+  Gateway?: string;
+  AuxiliaryAddresses?: Record<string, string>;
+}
+
+export interface IPAM {
+  /** default */
+  Driver?: string;
+  Config?: IPAMConfig[] | null;
+  Options?: Record<string, string> | null;
+}
+
+/** POST /networks/create */
+export interface NetworkCreateRequest {
+  Name: string;
+  /** layerbox always refuses a second network of the same name (as Docker 23 does) */
+  CheckDuplicate?: boolean;
+  /** bridge (default) */
+  Driver?: string;
+  Internal?: boolean;
+  Attachable?: boolean;
+  Ingress?: boolean;
+  IPAM?: IPAM | null;
+  EnableIPv6?: boolean;
+  /** driver options: com.docker.network.bridge.name, com.docker.network.driver.mtu, com.docker.network.bridge.enable_ip_masquerade are acted on */
+  Options?: Record<string, string> | null;
+  Labels?: Record<string, string> | null;
+}
+
+export interface NetworkCreateResponse {
+  Id: string;
+  Warning: string;
+}
+
+/** A network's running container, as inspect lists it. */
+export interface NetworkContainer {
+  Name: string;
+  EndpointID: string;
+  MacAddress: string;
+  /** address/prefix length */
+  IPv4Address: string;
+  IPv6Address: string;
+}
+
+/** GET /networks/{id} (and, with Containers empty, GET /networks) */
+export interface Network {
+  Name: string;
+  Id: string;
+  /** RFC 3339 with nanoseconds */
+  Created: string;
+  Scope: 'local' | 'global' | 'swarm';
+  Driver: string;
+  EnableIPv6: boolean;
+  IPAM: { Driver: string; Options: Record<string, string> | null; Config: IPAMConfig[] };
+  Internal: boolean;
+  Attachable: boolean;
+  Ingress: boolean;
+  ConfigFrom: { Network: string };
+  ConfigOnly: boolean;
+  Containers: Record<string, NetworkContainer>;
+  Options: Record<string, string>;
+  Labels: Record<string, string>;
+}
+
+/** POST /networks/{id}/connect */
+export interface NetworkConnectRequest {
+  Container: string;
+  EndpointConfig?: EndpointSettings | null;
+}
+
+/** POST /networks/{id}/disconnect */
+export interface NetworkDisconnectRequest {
+  Container: string;
+  Force?: boolean;
+}
+
+export interface NetworkPruneResponse {
+  NetworksDeleted: string[];
+}
+
 // ------------------------------------------------------------------ system
 
 /** POST /build: the context as a tar stream (or a plain Dockerfile), a directory, or nothing with `remote`. */

@@ -11,7 +11,9 @@ import {
   filterResolvConf,
   hostResolvConfPath,
   parseExtraHost,
+  peerLines,
   writeEtcFiles,
+  writeInPlace,
 } from './etc-files.js';
 import { isEngineError } from '../errors/index.js';
 
@@ -107,5 +109,26 @@ describe('/etc/resolv.conf', () => {
     assert.equal(await readFile(paths.hostname, 'utf8'), 'N\n');
     assert.equal(await readFile(paths.resolvConf, 'utf8'), 'R\n');
     assert.equal((await stat(paths.hosts)).mode & 0o777, 0o644);
+  });
+  it('peer lines: one per address, names deduplicated, names with blanks left out', () => {
+    assert.equal(
+      peerLines([
+        { ip: '10.78.0.2', names: ['web', 'www', 'web', 'abc123def456'] },
+        { ip: '10.78.0.3', names: ['bad name', 'db'] },
+        { ip: '10.78.0.4', names: [] },
+      ]),
+      '10.78.0.2\tweb www abc123def456\n10.78.0.3\tdb\n',
+    );
+  });
+  it('rewrites a file in place: the same inode, longer and shorter content, nothing for a missing file', async () => {
+    const p = join(dir, 'inplace-hosts');
+    await writeFile(p, 'first version\n');
+    const ino = (await stat(p)).ino;
+    assert.equal(await writeInPlace(p, 'a much longer second version\nwith two lines\n'), true);
+    assert.equal(await readFile(p, 'utf8'), 'a much longer second version\nwith two lines\n');
+    assert.equal(await writeInPlace(p, 'short\n'), true);
+    assert.equal(await readFile(p, 'utf8'), 'short\n');
+    assert.equal((await stat(p)).ino, ino);
+    assert.equal(await writeInPlace(join(dir, 'no-such-file'), 'x'), false);
   });
 });

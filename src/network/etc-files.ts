@@ -2,7 +2,7 @@
  * /etc/hosts, /etc/hostname and /etc/resolv.conf for a container, as Docker (libnetwork
  * etchosts/resolvconf) writes them. The container module bind-mounts the files.
  */
-import { readFile, access } from 'node:fs/promises';
+import { readFile, access, open } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -53,12 +53,15 @@ export interface HostsOptions {
 export function buildHosts(o: HostsOptions): string {
   let s = DEFAULT_HOSTS.map(([ip, h]) => `${ip}\t${h}\n`).join('');
   s += extraLines(o.extraHosts, o.gateway);
-  if (o.ip) {
-    const fqdn = o.domainname ? `${o.hostname}.${o.domainname}` : o.hostname;
-    const dot = fqdn.indexOf('.');
-    s += `${o.ip}\t${dot > 0 ? `${fqdn} ${fqdn.slice(0, dot)}` : fqdn}\n`;
-  }
+  if (o.ip) s += ownHostsLine(o.hostname, o.domainname, o.ip);
   return s;
+}
+
+/** The container's own line: `<ip>\t<fqdn> <hostname>` (or `<ip>\t<hostname>`). */
+export function ownHostsLine(hostname: string, domainname: string | undefined, ip: string): string {
+  const fqdn = domainname ? `${hostname}.${domainname}` : hostname;
+  const dot = fqdn.indexOf('.');
+  return `${ip}\t${dot > 0 ? `${fqdn} ${fqdn.slice(0, dot)}` : fqdn}\n`;
 }
 
 function extraLines(extra: readonly HostEntry[] | undefined, gateway: string | undefined): string {
@@ -89,6 +92,49 @@ export async function buildHostNetworkHosts(extra?: readonly HostEntry[], hostsP
 }
 
 export const buildHostname = (h: string) => `${h}\n`;
+
+/** A container on a network the hosts file's owner shares: its address and the names it answers to. */
+export interface PeerEntry {
+  ip: string;
+  /** container name, network-scoped aliases, short ID: the names Docker's embedded DNS answers for it */
+  names: string[];
+}
+
+/** The lines that make a network's containers reachable by name, after the file's own lines. */
+export function peerLines(peers: readonly PeerEntry[]): string {
+  let s = '';
+  for (const p of peers) {
+    const names = [...new Set(p.names.filter((n) => n && !/\s/.test(n)))];
+    if (names.length) s += `${p.ip}\t${names.join(' ')}\n`;
+  }
+  return s;
+}
+
+/**
+ * Rewrites a file in place — the same inode, which a running container has bind-mounted (a
+ * rename would leave it with the old file) — when its content differs. The new bytes go in
+ * with one write at offset 0, then the file is cut to their length: a reader never sees it
+ * empty. Returns false when the file does not exist (its container was removed meanwhile).
+ */
+export async function writeInPlace(path: string, content: string): Promise<boolean> {
+  let fh;
+  try {
+    fh = await open(path, 'r+');
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return false;
+    throw e;
+  }
+  try {
+    const want = Buffer.from(content);
+    const cur = await fh.readFile();
+    if (cur.equals(want)) return true;
+    await fh.write(want, 0, want.length, 0);
+    await fh.truncate(want.length);
+    return true;
+  } finally {
+    await fh.close();
+  }
+}
 
 export function hostHostname(): string {
   return osHostname();
