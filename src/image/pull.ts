@@ -63,9 +63,9 @@ export async function pullImage(ctx: PullContext, name: string, opts: PullOption
   const client = ctx.client(ref.domain);
   const repo = ref.path;
   const emit = opts.onEvent ?? (() => {});
-  emit({ type: 'pulling-from', tag: ref.digest ?? ref.tag!, repository: ref.path });
-
   const top = await client.getManifest(repo, ref.digest ?? ref.tag!, { signal: opts.signal });
+  // once the registry has the manifest, as dockerd says it (a mirror that fails before has said nothing)
+  emit({ type: 'pulling-from', tag: ref.digest ?? ref.tag!, repository: ref.path });
   let manifestResult = top;
   for (let depth = 0; isIndexType(manifestResult.mediaType) || 'manifests' in manifestResult.parsed; depth++) {
     if (depth >= MAX_INDEX_DEPTH) throw invalidArgument('PULL_INDEX_DEPTH', 'image indexes nest too deeply', { where: name });
