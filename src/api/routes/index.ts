@@ -1,10 +1,16 @@
 /** Every route of the Engine API v1.41 that layerbox serves. */
 import type { Engine } from '../../engine/index.js';
 import { Router } from '../router.js';
+import { buildRoutes } from './build.js';
+import { imageRoutes } from './images.js';
 import { systemRoutes } from './system.js';
+import { volumeRoutes } from './volumes.js';
 
 export function apiRouter(engine: Engine): Router {
   const r = new Router(engine);
   systemRoutes(r);
+  imageRoutes(r);
+  volumeRoutes(r);
+  buildRoutes(r);
   return r;
 }
