@@ -8,7 +8,7 @@
  * A client that goes away aborts the operation (its signal); nothing more is written.
  */
 import type { Operation, ProgressMessage } from '../engine/index.js';
-import { errorReply } from './http.js';
+import { drainBody, errorReply } from './http.js';
 import type { RouteCtx } from './router.js';
 
 export interface JsonStream {
@@ -90,10 +90,13 @@ export async function streamOperation<R>(
     }
     r = await op.result;
   } catch (e) {
+    // what the client still sends is read first: an answer cut by a reset helps nobody
+    if (s.started) await drainBody(c.req);
     s.fail(e);
     return undefined;
   }
   for (const m of opts.after?.(r) ?? []) await s.write(m);
+  await drainBody(c.req);
   s.end();
   return r;
 }

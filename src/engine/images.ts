@@ -261,20 +261,27 @@ export class Images {
         if (!names.length) throw notFound('NO_SUCH_IMAGE', `An image does not exist locally with the tag: ${ref.familiarName}`);
       }
       let last: PushResult | undefined;
-      let announced = false;
+      // dockerd names the repository first, whatever happens next
+      const first = parseReference(names[0]!);
+      emit({ status: `The push refers to repository [${first.name}]` });
       for (const n of names) {
-        await this.core.push(n, {
-          ...(opts.compression ? { compression: opts.compression } : {}),
-          ...(opts.auth ? { auth: opts.auth } : {}),
-          onEvent: (e) => {
-            // one "The push refers to repository" for a whole repository, as dockerd
-            if (e.type === 'repository' && announced) return;
-            if (e.type === 'repository') announced = true;
-            for (const m of pushMessage(e)) emit(m);
-            if (e.type === 'pushed') last = { tag: e.tag, digest: e.digest, size: e.size };
-          },
-          ...(opts.signal ? { signal: opts.signal } : {}),
-        });
+        try {
+          await this.core.push(n, {
+            ...(opts.compression ? { compression: opts.compression } : {}),
+            ...(opts.auth ? { auth: opts.auth } : {}),
+            onEvent: (e) => {
+              if (e.type === 'repository') return;
+              for (const m of pushMessage(e)) emit(m);
+              if (e.type === 'pushed') last = { tag: e.tag, digest: e.digest, size: e.size };
+            },
+            ...(opts.signal ? { signal: opts.signal } : {}),
+          });
+        } catch (e) {
+          if (isEngineError(e, 'not-found') && (e.code === 'IMAGE_NOT_FOUND' || e.code === 'PUSH_NO_TAG')) {
+            throw notFound('PUSH_NO_TAG', `tag does not exist: ${parseReference(n).withDefaultTag().familiarString()}`, { cause: e, hint: 'tag an image with that name first' });
+          }
+          throw e;
+        }
       }
       return last!;
     });

@@ -19,8 +19,8 @@ import { hostPlatform, platformMatches, platformString } from './platform.js';
 export type PullEvent =
   | { type: 'resolving'; ref: string }
   | { type: 'pulling-from'; tag: string; repository: string }
-  | { type: 'layer'; id: string; status: 'Pulling fs layer' | 'Waiting' | 'Already exists' | 'Verifying Checksum' | 'Download complete' | 'Extracting' | 'Pull complete' }
-  | { type: 'layer-progress'; id: string; status: 'Downloading'; current: number; total: number }
+  | { type: 'layer'; id: string; status: 'Pulling fs layer' | 'Waiting' | 'Already exists' | 'Verifying Checksum' | 'Download complete' | 'Pull complete' }
+  | { type: 'layer-progress'; id: string; status: 'Downloading' | 'Extracting'; current: number; total: number }
   | { type: 'digest'; digest: Digest }
   | { type: 'status'; message: string };
 
@@ -103,6 +103,8 @@ export async function pullImage(ctx: PullContext, name: string, opts: PullOption
   const layerId = (i: number) => shortId(manifest.layers[i]!.digest);
   const announced = new Set<number>();
   const onLayer = (e: LayerEvent) => {
+    // dockerd: an image whose config is stored is there already; its layers are not mentioned
+    if (existing && e.type === 'exists') return;
     const id2 = layerId(e.index);
     switch (e.type) {
       case 'exists':
@@ -121,7 +123,8 @@ export async function pullImage(ctx: PullContext, name: string, opts: PullOption
       case 'done':
         emit({ type: 'layer', id: id2, status: 'Verifying Checksum' });
         emit({ type: 'layer', id: id2, status: 'Download complete' });
-        emit({ type: 'layer', id: id2, status: 'Extracting' });
+        // unpacked while it streamed: the bar is full at once (dockerd's Extracting always has a bar)
+        emit({ type: 'layer-progress', id: id2, status: 'Extracting', current: manifest.layers[e.index]!.size, total: manifest.layers[e.index]!.size });
         emit({ type: 'layer', id: id2, status: 'Pull complete' });
         break;
     }

@@ -76,7 +76,9 @@ async function push(c: RouteCtx, name: string): Promise<void> {
 async function save(c: RouteCtx, names: string[]): Promise<void> {
   if (names.length === 0) throw badRequest('no image names given');
   // every name is checked before the answer starts: a missing one is a 404, not a cut tar
-  for (const n of names) c.engine.images.resolve(n);
+  for (const n of names) {
+    if (!c.engine.images.exists(n)) throw new HttpError(404, 'reference does not exist');
+  }
   const out = c.stream('application/x-tar');
   try {
     await c.engine.images.save(names, { stream: out as unknown as import('node:stream').Writable }, { signal: c.signal });
