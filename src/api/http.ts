@@ -35,11 +35,15 @@ export class HttpError extends Error {
 
 export const badRequest = (m: string) => new HttpError(400, m);
 
-/** The message and status an error gets on the wire (no stack, ever). */
+/**
+ * The message and status an error gets on the wire (no stack, ever). An engine error's
+ * message alone, in Docker's words as dockerd sends them: its hint speaks to a layerbox
+ * CLI user (the CLI prints it), not to an API client.
+ */
 export function errorReply(e: unknown): { status: number; message: string } {
   if (e instanceof HttpError) return { status: e.status, message: e.message };
   const err = storageError(e) ?? e;
-  if (isEngineError(err)) return { status: STATUS[err.kind], message: err.describe() };
+  if (isEngineError(err)) return { status: STATUS[err.kind], message: err.message };
   return { status: 500, message: `internal error: ${(e as Error)?.message ?? String(e)}` };
 }
 
@@ -82,6 +86,27 @@ export async function readJson<T = unknown>(req: IncomingMessage, limit = MAX_JS
     return JSON.parse(text) as T;
   } catch (e) {
     throw badRequest(`invalid JSON in the request body: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Reads what is left of a request body after a handler is done with it (an archive's
+ * trailing padding a reader stopped before), so that the answer is not followed by a
+ * connection reset; more than `limit` bytes left and the connection is closed instead.
+ */
+export async function drainBody(req: IncomingMessage, limit = 64 << 20): Promise<void> {
+  if (req.readableEnded || req.destroyed) return;
+  let left = limit;
+  try {
+    for await (const c of req) {
+      left -= (c as Buffer).length;
+      if (left < 0) {
+        req.socket.destroy();
+        return;
+      }
+    }
+  } catch {
+    /* the client went away */
   }
 }
 

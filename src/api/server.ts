@@ -129,16 +129,18 @@ export async function listen(router: Router, opts: ListenOptions): Promise<Runni
     for (const host of opts.hosts) {
       if (host.startsWith('unix://')) {
         const path = host.slice('unix://'.length) || '/run/layerbox.sock';
+        // a group that is not there is refused before anything listens
+        const gid = groupId(opts.group ?? 'layerbox');
+        if (gid === undefined && opts.group) throw new EngineError('invalid-argument', 'NO_SUCH_GROUP', `group ${opts.group} does not exist`, { hint: 'create it (groupadd), or leave --group out' });
         mkdirSync(dirname(path), { recursive: true });
         await clearStaleSocket(path);
         const server = make(false);
+        // from here on a failure closes it with the others
+        servers.push({ server, address: `unix://${path}`, unixPath: path });
         await bind(server, path);
         // root-equivalent: owner and group only
         chmodSync(path, 0o660);
-        const gid = groupId(opts.group ?? 'layerbox');
         if (gid !== undefined) chownSync(path, 0, gid);
-        else if (opts.group) throw new EngineError('invalid-argument', 'NO_SUCH_GROUP', `group ${opts.group} does not exist`, { hint: 'create it (groupadd), or leave --group out' });
-        servers.push({ server, address: `unix://${path}`, unixPath: path });
       } else if (host.startsWith('tcp://')) {
         const u = new URL(host.replace(/^tcp:/, 'http:'));
         const hostname = u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1';
@@ -172,7 +174,10 @@ export async function listen(router: Router, opts: ListenOptions): Promise<Runni
       }
     }
   } catch (e) {
-    for (const s of servers) s.server.close();
+    for (const s of servers) {
+      if (s.server.listening && s.unixPath && existsSync(s.unixPath)) unlinkSync(s.unixPath);
+      s.server.close();
+    }
     throw e;
   }
   return {

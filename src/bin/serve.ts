@@ -4,58 +4,17 @@
  * working daemonless on the same store meanwhile. SIGTERM or SIGINT stop it gracefully:
  * listeners close, streams end, containers keep running under their conmon.
  */
-import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { apiRouter, listen } from '../api/index.js';
 import { createExplorer } from '../ui/index.js';
-import { Engine, type EngineOptions } from '../engine/index.js';
-import { EngineError } from '../errors/index.js';
+import { DEFAULT_CONFIG_FILE, Engine, daemonConfigPath, readDaemonConfig, type DaemonConfig, type EngineOptions } from '../engine/index.js';
 import { command } from '../cli/command.js';
 import { ExitError, type Ctx } from '../cli/ctx.js';
 import { flag } from '../cli/flags.js';
 
-export const DEFAULT_CONFIG_FILE = '/etc/layerbox/daemon.json';
+export { DEFAULT_CONFIG_FILE };
 export const DEFAULT_SOCKET = 'unix:///run/layerbox.sock';
-
-/** The daemon.json keys that apply here (dockerd's names). */
-interface DaemonJson {
-  hosts?: string[];
-  tls?: boolean;
-  tlsverify?: boolean;
-  tlscacert?: string;
-  tlscert?: string;
-  tlskey?: string;
-  'registry-mirrors'?: string[];
-  'insecure-registries'?: string[];
-  'data-root'?: string;
-  group?: string;
-  debug?: boolean;
-}
-
-const KNOWN_KEYS: (keyof DaemonJson)[] = ['hosts', 'tls', 'tlsverify', 'tlscacert', 'tlscert', 'tlskey', 'registry-mirrors', 'insecure-registries', 'data-root', 'group', 'debug'];
-
-function readDaemonJson(path: string, explicit: boolean): DaemonJson {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    if (!explicit && (e as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw new EngineError('invalid-argument', 'CONFIG_FILE', `unable to read the configuration file: ${(e as Error).message}`, { where: path });
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new EngineError('invalid-argument', 'CONFIG_FILE', `unable to parse the configuration file: ${(e as Error).message}`, { where: path, hint: 'daemon.json is a JSON object' });
-  }
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new EngineError('invalid-argument', 'CONFIG_FILE', 'the configuration file is not a JSON object', { where: path });
-  const cfg = v as Record<string, unknown>;
-  for (const k of Object.keys(cfg)) {
-    if (!KNOWN_KEYS.includes(k as keyof DaemonJson)) process.stderr.write(`Warning: ${path}: "${k}" is not a setting layerbox serve uses; ignored\n`);
-  }
-  return cfg as DaemonJson;
-}
 
 const serveFlags = {
   host: flag.list('host', 'H', 'Daemon socket(s) to connect to'),
@@ -79,10 +38,13 @@ export const serveCmd = command({
   flags: serveFlags,
   args: { max: 0 },
   async run(ctx: Ctx, _args, o) {
-    const file = readDaemonJson(o.configFile ?? DEFAULT_CONFIG_FILE, o.changed.has('configFile'));
+    // --config-file, else $LAYERBOX_CONFIG_FILE (the file the CLI reads too), else the default
+    const { path: configFile, explicit } = o.changed.has('configFile') ? { path: o.configFile ?? DEFAULT_CONFIG_FILE, explicit: true } : daemonConfigPath();
+    const { config: file, unknown } = readDaemonConfig(configFile, explicit);
+    for (const k of unknown) ctx.err.write(`Warning: ${configFile}: "${k}" is not a setting layerbox serve uses; ignored\n`);
     // dockerd: a setting given both as a flag and in the file is an error
     const both: string[] = [];
-    const pick = <T>(flagName: string, changed: boolean, flagValue: T, key: keyof DaemonJson): T | undefined => {
+    const pick = <T>(flagName: string, changed: boolean, flagValue: T, key: keyof DaemonConfig): T | undefined => {
       if (changed && file[key] !== undefined) both.push(`${flagName}: (from flag: ${JSON.stringify(flagValue)}, from file: ${JSON.stringify(file[key])})`);
       return changed ? flagValue : (file[key] as T | undefined);
     };
@@ -105,7 +67,7 @@ export const serveCmd = command({
     if (ctx.globals.storageDriver) opts.storageDriver = ctx.globals.storageDriver as 'overlay' | 'vfs';
     const insecureAll = [...((ctx.globals.insecureRegistry as string[] | undefined) ?? []), ...insecure];
     if (insecureAll.length) opts.insecureRegistries = insecureAll;
-    if (mirrors.length) throw new ExitError(1, 'registry mirrors are not supported yet');
+    if (mirrors.length) opts.registryMirrors = mirrors;
     if (ctx.globals.maxLayerSize !== undefined) opts.maxLayerBytes = ctx.globals.maxLayerSize as number;
     const engine = await Engine.open(opts);
     const explorer = createExplorer(engine, { prefix: '/ui' });

@@ -3,7 +3,7 @@
  * engine, in-process (no daemon). Thin: flags are parsed into the engine's requests and its
  * answers printed; Docker's semantics live in the engine.
  */
-import { Engine, VERSION, trace, type EngineOptions } from '../engine/index.js';
+import { Engine, VERSION, daemonConfigPath, readDaemonConfig, trace, type EngineOptions } from '../engine/index.js';
 import { isEngineError, storageError } from '../errors/index.js';
 import { bashCompletion, command, execute, zshCompletion, type CommandSpec } from './command.js';
 import { build, builderGroup } from './build.js';
@@ -73,7 +73,12 @@ function engineOptions(g: Record<string, unknown>): EngineOptions {
   const opts: EngineOptions = {};
   if (g.root) opts.root = g.root as string;
   if (g.storageDriver) opts.storageDriver = g.storageDriver as 'overlay' | 'vfs';
-  if ((g.insecureRegistry as string[] | undefined)?.length) opts.insecureRegistries = g.insecureRegistry as string[];
+  // the registry keys of daemon.json apply to the CLI as to `serve` (same pulls through either front)
+  const { path, explicit } = daemonConfigPath();
+  const file = readDaemonConfig(path, explicit).config;
+  const insecure = [...((g.insecureRegistry as string[] | undefined) ?? []), ...(file['insecure-registries'] ?? [])];
+  if (insecure.length) opts.insecureRegistries = insecure;
+  if (file['registry-mirrors']?.length) opts.registryMirrors = file['registry-mirrors'];
   if (g.maxLayerSize !== undefined) opts.maxLayerBytes = g.maxLayerSize as number;
   else if (process.env.LAYERBOX_MAX_LAYER_SIZE) opts.maxLayerBytes = ramInBytes(process.env.LAYERBOX_MAX_LAYER_SIZE);
   return opts;

@@ -9,12 +9,12 @@
  */
 import { Readable } from 'node:stream';
 import { invalidArgument, isEngineError } from '../errors/index.js';
-import { parseRepositoryTag, type ImageRef } from '../oci/reference.js';
+import { parseReference, parseRepositoryTag, type ImageRef } from '../oci/reference.js';
 import type { Digest } from '../oci/digest.js';
 import { BuildCacheStore } from '../build/cache.js';
 import type { Core } from './core.js';
 import { operation } from './operation.js';
-import type { BuildCachePruneResponse, BuildCacheRecord, BuildResponse, ImageBuildInput, ImageBuildOptions, Operation, ProgressMessage } from './types.js';
+import type { AuthConfig, BuildCachePruneResponse, BuildCacheRecord, BuildResponse, ImageBuildInput, ImageBuildOptions, Operation, ProgressMessage } from './types.js';
 
 const NETWORK_MODES = ['default', 'bridge', 'host', 'none'];
 
@@ -59,6 +59,17 @@ function buildArgMap(args: Record<string, string | null | undefined> | undefined
   const m = new Map<string, string | undefined>();
   for (const [k, v] of Object.entries(args ?? {})) m.set(k, v === null ? undefined : v);
   return m;
+}
+
+/** The entry of an X-Registry-Config map for the registry of image `name` (anonymous when none). */
+function authFor(map: Record<string, AuthConfig>, name: string): AuthConfig {
+  const domain = parseReference(name).domain;
+  const host = (k: string) => {
+    const h = k.trim().replace(/^https?:\/\//, '').split('/')[0]!.toLowerCase();
+    return ['index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com'].includes(h) ? 'docker.io' : h;
+  };
+  for (const [k, v] of Object.entries(map)) if (host(k) === domain && v && typeof v === 'object') return v;
+  return {};
 }
 
 /** The Build Cache rows of `system df`. */
@@ -194,7 +205,7 @@ export class Build {
           tmpDir: core.tmpDir,
           resolveImage: (n) => core.resolveImage(n),
           pull: async (n, o) => {
-            await core.pull(n, o);
+            await core.pull(n, { ...o, ...(opts.registryAuth ? { auth: authFor(opts.registryAuth, n) } : {}) });
           },
         },
         {

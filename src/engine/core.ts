@@ -11,7 +11,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
-import { EngineError, invalidArgument, storageError } from '../errors/index.js';
+import { EngineError, invalidArgument, isEngineError, storageError } from '../errors/index.js';
 import type { Digest } from '../oci/digest.js';
 import { parseReference, parseRepositoryTag, type ImageRef } from '../oci/reference.js';
 import type { ImageConfig } from '../oci/types.js';
@@ -32,13 +32,15 @@ import { ImageMounts } from '../image/mount.js';
 import { checkStore, type CheckReport } from '../image/check.js';
 import type { LayerEvent } from '../image/layers.js';
 // registry code (undici and all) is loaded only by commands that talk to a registry
-import type { RegistryClient, CredentialStore } from '../registry/index.js';
+import type { RegistryClient, CredentialStore, Credentials } from '../registry/index.js';
 import type { PullEvent, PullResult } from '../image/pull.js';
 import type { PushEvent } from '../image/push.js';
 import type { Platform } from '../oci/types.js';
 // the container machinery (runtime, CNI) is loaded only by commands that use containers
 import type { ContainerManager } from '../container/manager.js';
 import { ContainerStore } from '../container/store.js';
+import { trace } from '../sys/trace.js';
+import type { AuthConfig } from './types.js';
 
 export interface EngineOptions {
   /** Registries reached over plain HTTP (or with unverified TLS), besides loopback. Also $LAYERBOX_INSECURE_REGISTRIES (comma-separated). */
@@ -53,6 +55,44 @@ export interface EngineOptions {
   storageDriver?: StorageDriver;
   /** Quota on one layer's uncompressed size. */
   maxLayerBytes?: number;
+  /**
+   * Registry mirrors for docker.io (dockerd's `registry-mirrors`: `https://host[:port]`, or
+   * `http://…`), tried in order before Docker Hub itself; a mirror that fails hands over to
+   * the next one.
+   */
+  registryMirrors?: string[];
+}
+
+/** One place a repository is fetched from: the registry itself, or a mirror of docker.io. */
+interface Endpoint {
+  host: string;
+  /** a mirror's scheme, as its URL gives it */
+  scheme?: 'http' | 'https';
+  mirror: boolean;
+}
+
+/** Docker's AuthConfig as the registry client's credentials (anonymous when empty). */
+function credentialsOf(a: AuthConfig): Credentials {
+  const c: Credentials = {};
+  if (a.username) c.username = a.username;
+  if (a.password) c.password = a.password;
+  if (a.identitytoken) c.identityToken = a.identitytoken;
+  if (a.registrytoken) c.registryToken = a.registrytoken;
+  return c;
+}
+
+/** dockerd's ValidateMirror: an http(s) URL without path, query, fragment or user; normalised to end in `/`. */
+export function validateMirror(val: string): string {
+  let u: URL;
+  try {
+    u = new URL(val);
+  } catch {
+    throw invalidArgument('INVALID_MIRROR', `invalid mirror: ${JSON.stringify(val)} is not a valid URI`, { hint: 'give https://host[:port] or http://host[:port]' });
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw invalidArgument('INVALID_MIRROR', `invalid mirror: unsupported scheme ${JSON.stringify(u.protocol.replace(/:$/, ''))} in ${JSON.stringify(val)}`, { hint: 'give https://host[:port] or http://host[:port]' });
+  if ((u.pathname !== '' && u.pathname !== '/') || u.search !== '' || u.hash !== '') throw invalidArgument('INVALID_MIRROR', `invalid mirror: path, query, or fragment at end of the URI ${JSON.stringify(val)}`);
+  if (u.username || u.password) throw invalidArgument('INVALID_MIRROR', `invalid mirror: username/password not allowed in URI ${JSON.stringify(`${u.protocol}//${u.username}:xxxxx@${u.host}`)}`);
+  return val.replace(/\/+$/, '') + '/';
 }
 
 export const DEFAULT_ROOT = '/var/lib/layerbox';
@@ -82,6 +122,7 @@ export class Core {
 
   static async open(opts: EngineOptions = {}): Promise<Core> {
     const root = resolve(opts.root ?? defaultRoot());
+    for (const m of opts.registryMirrors ?? []) validateMirror(m);
     try {
       mkdirSync(root, { recursive: true, mode: 0o700 });
       // CVE-2021-41091: unprivileged users must not reach setuid binaries inside layers
@@ -134,29 +175,103 @@ export class Core {
     return new CredentialStore(this.options.credentialsPath ? { configPath: this.options.credentialsPath } : {});
   }
 
-  private insecure(): string[] {
+  insecure(): string[] {
     const env = (process.env.LAYERBOX_INSECURE_REGISTRIES ?? '').split(',').map((x) => x.trim()).filter(Boolean);
     return [...(this.options.insecureRegistries ?? []), ...env];
   }
 
-  /** One client per registry host for the life of the engine (token caches, connection pools). */
-  async registry(domain: string): Promise<RegistryClient> {
-    let c = this.clients.get(domain);
-    if (!c) {
-      const { RegistryClient } = await import('../registry/index.js');
-      c = new RegistryClient({ host: domain, credentials: await this.credentials(), insecureRegistries: this.insecure(), ...(this.options.certsDir ? { certsDir: this.options.certsDir } : {}) });
-      this.clients.set(domain, c);
-    }
-    return c;
+  /** The registry mirrors for docker.io, validated and normalised (`http://host:port/`). */
+  mirrors(): string[] {
+    return (this.options.registryMirrors ?? []).map(validateMirror);
   }
 
-  async pull(name: string, opts: { platform?: Platform; concurrency?: number; onEvent?: (e: PullEvent) => void; warn?: (m: string) => void; signal?: AbortSignal } = {}): Promise<PullResult> {
+  /**
+   * Where a repository of `domain` is fetched from, in order: for docker.io the mirrors
+   * first, then Docker Hub itself (dockerd's LookupPullEndpoints); any other registry is
+   * its own only endpoint.
+   */
+  private endpoints(domain: string): Endpoint[] {
+    const own: Endpoint = { host: domain, mirror: false };
+    if (domain !== 'docker.io') return [own];
+    return [
+      ...this.mirrors().map((m): Endpoint => {
+        const u = new URL(m);
+        return { host: u.host, scheme: u.protocol === 'http:' ? 'http' : 'https', mirror: true };
+      }),
+      own,
+    ];
+  }
+
+  /**
+   * A client for one endpoint. With `auth` (a request's X-Registry-Auth), a client of its
+   * own that holds those credentials only, closed after the call: nothing is kept. Without,
+   * the engine's shared client (token caches, connection pools), with the stored credentials
+   * — docker.io's for a mirror of docker.io, as dockerd sends them.
+   */
+  private async endpointClient(ep: Endpoint, auth: AuthConfig | undefined): Promise<{ client: RegistryClient; release(): Promise<void> }> {
+    const { RegistryClient } = await import('../registry/index.js');
+    const base = {
+      host: ep.host,
+      insecureRegistries: ep.scheme === 'http' ? [...this.insecure(), ep.host] : this.insecure(),
+      ...(ep.scheme ? { scheme: ep.scheme } : {}),
+      ...(this.options.certsDir ? { certsDir: this.options.certsDir } : {}),
+      // a mirror that fails is left for the next endpoint soon, as dockerd does
+      ...(ep.mirror ? { retry: { retries: 1 } } : {}),
+    };
+    if (auth) {
+      const client = new RegistryClient({ ...base, credentials: credentialsOf(auth) });
+      return { client, release: () => client.close() };
+    }
+    const key = `${ep.scheme ?? ''}//${ep.host}`;
+    let client = this.clients.get(key);
+    if (!client) {
+      const store = await this.credentials();
+      client = new RegistryClient({ ...base, credentials: ep.mirror ? { get: (_r: string, o?: { signal?: AbortSignal }) => store.get('docker.io', o) } : store });
+      this.clients.set(key, client);
+    }
+    return { client, release: async () => {} };
+  }
+
+  /** One client per registry host for the life of the engine (token caches, connection pools). */
+  async registry(domain: string): Promise<RegistryClient> {
+    return (await this.endpointClient({ host: domain, mirror: false }, undefined)).client;
+  }
+
+  /**
+   * Runs `fn` against each endpoint of `domain` in turn until one succeeds: a mirror that
+   * fails (unreachable, an error answer, the image missing, a broken blob) hands over to the
+   * next endpoint, as dockerd falls back. A cancellation or a local storage error ends it at
+   * once; the last endpoint's error is the one reported.
+   */
+  private async withEndpoints<T>(domain: string, auth: AuthConfig | undefined, signal: AbortSignal | undefined, fn: (c: RegistryClient, ep: Endpoint) => Promise<T>): Promise<T> {
+    const eps = this.endpoints(domain);
+    for (const [i, ep] of eps.entries()) {
+      const { client, release } = await this.endpointClient(ep, auth);
+      try {
+        return await fn(client, ep);
+      } catch (e) {
+        const last = i === eps.length - 1;
+        if (last || signal?.aborted || isEngineError(e, 'cancelled') || storageError(e)) throw e;
+        trace(`registry: mirror ${ep.host} failed (${(e as Error).message}); trying the next endpoint`);
+      } finally {
+        await release();
+      }
+    }
+    throw new EngineError('internal', 'NO_ENDPOINT', `no endpoint for ${domain}`);
+  }
+
+  async pull(
+    name: string,
+    opts: { platform?: Platform; concurrency?: number; auth?: AuthConfig; onEvent?: (e: PullEvent) => void; warn?: (m: string) => void; signal?: AbortSignal } = {},
+  ): Promise<PullResult> {
     this.space.require(`cannot pull ${name}`);
     await this.repair();
     const { pullImage } = await import('../image/pull.js');
     const ref = parseReference(name);
-    const client = await this.registry(ref.domain);
-    return this.storing(`cannot pull ${name}`, () => pullImage({ images: this.images, layers: this.layers, client: () => client }, name, { ...opts, maxLayerBytes: this.options.maxLayerBytes }));
+    const { auth, ...rest } = opts;
+    return this.storing(`cannot pull ${name}`, () =>
+      this.withEndpoints(ref.domain, auth, opts.signal, (client) => pullImage({ images: this.images, layers: this.layers, client: () => client }, name, { ...rest, maxLayerBytes: this.options.maxLayerBytes })),
+    );
   }
 
   /** Runs a command that stores data: a full disk or an I/O error is reported on the store's path. */
@@ -168,26 +283,46 @@ export class Core {
     }
   }
 
-  async push(name: string, opts: { compression?: 'gzip' | 'zstd'; onEvent?: (e: PushEvent) => void; signal?: AbortSignal } = {}): Promise<{ digest: Digest; size: number }> {
+  /** Pushes to the registry itself (never to a mirror, as dockerd). */
+  async push(name: string, opts: { compression?: 'gzip' | 'zstd'; auth?: AuthConfig; onEvent?: (e: PushEvent) => void; signal?: AbortSignal } = {}): Promise<{ digest: Digest; size: number }> {
     const { pushImage } = await import('../image/push.js');
-    const client = await this.registry(parseReference(name).domain);
-    return pushImage({ images: this.images, client: () => client }, name, opts);
+    const { auth, ...rest } = opts;
+    const { client, release } = await this.endpointClient({ host: parseReference(name).domain, mirror: false }, auth);
+    try {
+      return await pushImage({ images: this.images, client: () => client }, name, rest);
+    } finally {
+      await release();
+    }
   }
 
-  async listTags(name: string): Promise<string[]> {
+  async listTags(name: string, opts: { auth?: AuthConfig; signal?: AbortSignal } = {}): Promise<string[]> {
     const ref = parseReference(name);
-    return (await this.registry(ref.domain)).listTags(ref.path);
+    return this.withEndpoints(ref.domain, opts.auth, opts.signal, (c) => c.listTags(ref.path, { signal: opts.signal }));
+  }
+
+  /**
+   * Checks credentials against the registry (an authenticated GET /v2/), storing nothing.
+   * Fails with Docker's words: `login attempt to https://host/v2/ failed with status: 401 Unauthorized`.
+   */
+  async verifyLogin(server: string, creds: Credentials, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const { RegistryClient } = await import('../registry/index.js');
+    const client = new RegistryClient({ host: server, credentials: creds, insecureRegistries: this.insecure(), ...(this.options.certsDir ? { certsDir: this.options.certsDir } : {}) });
+    try {
+      await client.verifyCredentials({ signal: opts.signal });
+    } catch (e) {
+      if (isEngineError(e, 'unauthorized') || isEngineError(e, 'forbidden')) {
+        const url = await client.ping().then((p) => p.url, () => `https://${server}/`);
+        throw new EngineError('unauthorized', 'LOGIN_FAILED', `login attempt to ${url}v2/ failed with status: 401 Unauthorized`, { cause: e, where: server, hint: 'check the user name and password' });
+      }
+      throw e;
+    } finally {
+      await client.close();
+    }
   }
 
   /** Checks credentials against the registry, then stores them (0600, Docker's format). */
   async login(server: string, username: string, password: string): Promise<void> {
-    const { RegistryClient } = await import('../registry/index.js');
-    const client = new RegistryClient({ host: server, credentials: { username, password }, insecureRegistries: this.insecure(), ...(this.options.certsDir ? { certsDir: this.options.certsDir } : {}) });
-    try {
-      await client.verifyCredentials();
-    } finally {
-      await client.close();
-    }
+    await this.verifyLogin(server, { username, password });
     await (await this.credentials()).store(server, { username, password });
   }
 
@@ -331,9 +466,9 @@ export class Core {
     return imageHistory(this.images, img, await this.images.config(img.id));
   }
 
-  tag(source: string, target: string): void {
+  tag(source: string, target: string, tag?: string): void {
     const img = this.resolveImage(source);
-    this.images.tag(img.id, parseRepositoryTag(target));
+    this.images.tag(img.id, parseRepositoryTag(target, tag));
   }
 
   // ------------------------------------------------------------------ containers

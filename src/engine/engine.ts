@@ -12,8 +12,15 @@ import { Images } from './images.js';
 import { Networks } from './networks.js';
 import { System } from './system.js';
 import { Volumes } from './volumes.js';
+import type { AuthConfig, AuthResponse } from './types.js';
 
 export { DEFAULT_ROOT, defaultRoot, type EngineOptions };
+
+/** `https://index.docker.io/v1/` → docker.io, `http://host:5000/v2/` → host:5000 (Docker's ConvertToHostname). */
+function registryHost(server: string): string {
+  const h = server.trim().replace(/^https?:\/\//, '').split('/')[0]!.toLowerCase();
+  return h === 'index.docker.io' || h === 'registry-1.docker.io' || h === 'registry.hub.docker.com' ? 'docker.io' : h;
+}
 
 export class Engine implements AsyncDisposable {
   readonly images: Images;
@@ -54,6 +61,17 @@ export class Engine implements AsyncDisposable {
   async login(server: string, username: string, password: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
     void opts;
     await this.core.login(server, username, password);
+  }
+
+  /**
+   * POST /auth: checks credentials against the registry (default Docker Hub) and stores
+   * nothing — the client keeps them, as with dockerd. A refusal is an `unauthorized` error
+   * in Docker's words.
+   */
+  async checkAuth(config: AuthConfig, opts: { signal?: AbortSignal } = {}): Promise<AuthResponse> {
+    const server = registryHost(config.serveraddress || 'https://index.docker.io/v1/');
+    await this.core.verifyLogin(server, { ...(config.username ? { username: config.username } : {}), ...(config.password ? { password: config.password } : {}), ...(config.identitytoken ? { identityToken: config.identitytoken } : {}) }, opts);
+    return { Status: 'Login Succeeded', IdentityToken: '' };
   }
 
   /** Returns false when there were no credentials for the server. */

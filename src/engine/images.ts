@@ -1,6 +1,6 @@
 /** engine.images: list, inspect, history, pull, push, tag, remove, prune, load, save, import, mount. */
-import type { Readable, Writable } from 'node:stream';
-import { notFound } from '../errors/index.js';
+import { Readable, type Writable } from 'node:stream';
+import { EngineError, invalidArgument, isEngineError, notFound } from '../errors/index.js';
 import type { Digest } from '../oci/digest.js';
 import { matchReferenceFilter, parseReference, type ImageRef } from '../oci/reference.js';
 import type { ImageConfig, Platform } from '../oci/types.js';
@@ -11,6 +11,7 @@ import { acceptFilters, boolFilter, labelMatch, timeFilterBound } from './filter
 import { operation } from './operation.js';
 import { layerMessage, pullMessage, pushMessage } from './progress.js';
 import type {
+  AuthConfig,
   Filters,
   HistoryItem,
   ImageDeleteResponseItem,
@@ -20,8 +21,17 @@ import type {
   LoadResult,
   Operation,
   PullResult,
+  ProgressMessage,
   PushResult,
 } from './types.js';
+
+export interface PullOptions {
+  platform?: Platform;
+  concurrency?: number;
+  /** credentials for this pull only (X-Registry-Auth); `{}` is anonymous */
+  auth?: AuthConfig;
+  signal?: AbortSignal;
+}
 
 const unix = (iso: string | undefined): number => {
   const t = iso ? Date.parse(iso) : NaN;
@@ -139,24 +149,64 @@ export class Images {
   /**
    * Pulls an image (the reference as given; no tag means :latest) with Docker's progress
    * messages, ending with "Status: Downloaded newer image for …" or "…is up to date…".
+   * `auth` (a request's X-Registry-Auth) is used for this pull only: never stored, and the
+   * stored credentials are not used meanwhile. docker.io references go through the
+   * registry mirrors first.
    */
-  pull(name: string, opts: { platform?: Platform; concurrency?: number; signal?: AbortSignal } = {}): Operation<PullResult> {
+  pull(name: string, opts: PullOptions = {}): Operation<PullResult> {
     return operation(async (emit) => {
       let ref = parseReference(name);
       if (!ref.tag && !ref.digest) ref = ref.withDefaultTag();
-      const r = await this.core.pull(ref.toString(), {
-        ...(opts.platform ? { platform: opts.platform } : {}),
-        ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
-        onEvent: (e) => {
-          const m = pullMessage(e);
-          if (m) emit(m);
-        },
-        warn: (m) => emit({ status: `Warning: ${m}` }),
-        ...(opts.signal ? { signal: opts.signal } : {}),
-      });
+      const r = await this.pullOne(ref.toString(), opts, emit);
       const fam = r.ref.digest ? `${r.ref.familiarName}@${r.ref.digest}` : r.ref.familiarString();
       emit({ status: r.upToDate ? `Status: Image is up to date for ${fam}` : `Status: Downloaded newer image for ${fam}` });
       return { reference: r.ref.toString(), id: r.id, digest: r.digest, upToDate: r.upToDate };
+    });
+  }
+
+  /**
+   * `pull -a`, and POST /images/create with a name but no tag: every tag of the repository,
+   * then one "Status: Downloaded newer image for NAME" (or "Image is up to date") for all.
+   */
+  pullRepository(name: string, opts: PullOptions = {}): Operation<PullResult[]> {
+    return operation(async (emit) => {
+      const ref = parseReference(name);
+      if (ref.tag || ref.digest) throw invalidArgument('PULL_ALL_TAGGED', "tag can't be used with --all-tags/-a");
+      const tags = await this.core.listTags(ref.name, { ...(opts.auth ? { auth: opts.auth } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+      const out: PullResult[] = [];
+      for (const t of tags) {
+        const r = await this.pullOne(ref.withTag(t).toString(), opts, emit);
+        out.push({ reference: r.ref.toString(), id: r.id, digest: r.digest, upToDate: r.upToDate });
+      }
+      const upToDate = out.every((r) => r.upToDate);
+      emit({ status: upToDate ? `Status: Image is up to date for ${ref.familiarName}` : `Status: Downloaded newer image for ${ref.familiarName}` });
+      return out;
+    });
+  }
+
+  private async pullOne(name: string, opts: PullOptions, emit: (m: ProgressMessage) => void) {
+    try {
+      return await this.pullFrom(name, opts, emit);
+    } catch (e) {
+      // dockerd's words for a tag or digest the registry does not have
+      if (isEngineError(e, 'not-found') && e.code === 'REGISTRY_MANIFEST_UNKNOWN') {
+        throw notFound('MANIFEST_UNKNOWN', `manifest for ${parseReference(name).familiarString()} not found: manifest unknown: ${e.message.split(': ')[0]}`, { cause: e });
+      }
+      throw e;
+    }
+  }
+
+  private pullFrom(name: string, opts: PullOptions, emit: (m: ProgressMessage) => void) {
+    return this.core.pull(name, {
+      ...(opts.platform ? { platform: opts.platform } : {}),
+      ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+      ...(opts.auth ? { auth: opts.auth } : {}),
+      onEvent: (e) => {
+        const m = pullMessage(e);
+        if (m) emit(m);
+      },
+      warn: (m) => emit({ status: `Warning: ${m}` }),
+      ...(opts.signal ? { signal: opts.signal } : {}),
     });
   }
 
@@ -192,23 +242,54 @@ export class Images {
     });
   }
 
-  push(name: string, opts: { compression?: 'gzip' | 'zstd'; signal?: AbortSignal } = {}): Operation<PushResult> {
+  /**
+   * Pushes NAME[:TAG] (no tag: latest). `auth` as for pull: this push only. With `allTags`
+   * (POST /images/{name}/push without a tag), every local tag of the repository, one after
+   * the other; the answer is the last tag's.
+   */
+  push(name: string, opts: { compression?: 'gzip' | 'zstd'; auth?: AuthConfig; allTags?: boolean; signal?: AbortSignal } = {}): Operation<PushResult> {
     return operation(async (emit) => {
+      let names = [name];
+      if (opts.allTags) {
+        const ref = parseReference(name);
+        if (ref.tag || ref.digest) throw invalidArgument('PUSH_ALL_TAGGED', "tag can't be used with --all-tags/-a");
+        names = this.core.images
+          .list()
+          .flatMap((i) => i.tags)
+          .filter((t) => parseReference(t).name === ref.name)
+          .sort();
+        if (!names.length) throw notFound('NO_SUCH_IMAGE', `An image does not exist locally with the tag: ${ref.familiarName}`);
+      }
       let last: PushResult | undefined;
-      await this.core.push(name, {
-        ...(opts.compression ? { compression: opts.compression } : {}),
-        onEvent: (e) => {
-          for (const m of pushMessage(e)) emit(m);
-          if (e.type === 'pushed') last = { tag: e.tag, digest: e.digest, size: e.size };
-        },
-        ...(opts.signal ? { signal: opts.signal } : {}),
-      });
+      // dockerd names the repository first, whatever happens next
+      const first = parseReference(names[0]!);
+      emit({ status: `The push refers to repository [${first.name}]` });
+      for (const n of names) {
+        try {
+          await this.core.push(n, {
+            ...(opts.compression ? { compression: opts.compression } : {}),
+            ...(opts.auth ? { auth: opts.auth } : {}),
+            onEvent: (e) => {
+              if (e.type === 'repository') return;
+              for (const m of pushMessage(e)) emit(m);
+              if (e.type === 'pushed') last = { tag: e.tag, digest: e.digest, size: e.size };
+            },
+            ...(opts.signal ? { signal: opts.signal } : {}),
+          });
+        } catch (e) {
+          if (isEngineError(e, 'not-found') && (e.code === 'IMAGE_NOT_FOUND' || e.code === 'PUSH_NO_TAG')) {
+            throw notFound('PUSH_NO_TAG', `tag does not exist: ${parseReference(n).withDefaultTag().familiarString()}`, { cause: e, hint: 'tag an image with that name first' });
+          }
+          throw e;
+        }
+      }
       return last!;
     });
   }
 
-  tag(source: string, target: string): void {
-    this.core.tag(source, target);
+  /** Tags an image as `target` (NAME[:TAG]); a separate `tag` replaces target's (POST /images/{name}/tag?repo=&tag=). */
+  tag(source: string, target: string, tag?: string): void {
+    this.core.tag(source, target, tag);
   }
 
   async remove(name: string, opts: { force?: boolean; noprune?: boolean } = {}): Promise<ImageDeleteResponseItem[]> {
@@ -247,20 +328,37 @@ export class Images {
     await this.core.save(names, out, opts);
   }
 
-  /** `import`: a root file system tarball (file, stream) as a one-layer image. */
+  /**
+   * `import`: a root file system tarball (file, stream, or an http(s) URL — `host/path`
+   * without a scheme is http, as dockerd reads fromSrc) as a one-layer image.
+   */
   import(
-    input: { path?: string; stream?: Readable },
+    input: { path?: string; stream?: Readable; url?: string },
     opts: { reference?: string; changes?: string[]; message?: string; platform?: string; signal?: AbortSignal } = {},
   ): Operation<{ id: Digest; tag?: string }> {
-    return operation(async (emit) =>
-      this.core.import(input, {
+    return operation(async (emit) => {
+      let source: { path?: string; stream?: Readable } = input;
+      if (input.url !== undefined) {
+        const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(input.url) ? input.url : `http://${input.url}`;
+        if (!/^https?:\/\//i.test(url)) throw invalidArgument('IMPORT_URL', `unsupported URL scheme in ${JSON.stringify(input.url)}`, { hint: 'give an http(s) URL, a file, or - for the request body' });
+        emit({ status: `Downloading from ${url}` });
+        let res: Response;
+        try {
+          res = await fetch(url, { ...(opts.signal ? { signal: opts.signal } : {}) });
+        } catch (e) {
+          throw new EngineError('unavailable', 'IMPORT_URL', `Get ${JSON.stringify(url)}: ${(e as Error).message}`, { cause: e });
+        }
+        if (res.status >= 400 || !res.body) throw new EngineError('unavailable', 'IMPORT_URL', `Get ${JSON.stringify(url)}: status ${res.status}`);
+        source = { stream: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream) };
+      }
+      return this.core.import(source, {
         ...opts,
         onEvent: (e) => {
           const m = layerMessage(e, 'Importing');
           if (m) emit(m);
         },
-      }),
-    );
+      });
+    });
   }
 
   /** Mounts an image read-only; the mount stays (for `image mount`) unless disposed of. */

@@ -3,9 +3,10 @@
  * system), with requests and answers in the Docker Engine API's shapes.
  */
 export { Engine, defaultRoot, DEFAULT_ROOT, type EngineOptions } from './engine.js';
+export { readDaemonConfig, daemonConfigPath, DEFAULT_CONFIG_FILE, DAEMON_CONFIG_KEYS, type DaemonConfig } from './config.js';
 export { EngineError, isEngineError, type ErrorKind } from '../errors/index.js';
 export type * from './types.js';
-export type { Images, ImageMount } from './images.js';
+export type { Images, ImageMount, PullOptions } from './images.js';
 export type { Containers, RunHandle, StartOptions } from './containers.js';
 export { statusText, humanDuration } from './containers.js';
 export type { Volumes } from './volumes.js';
@@ -18,7 +19,7 @@ export { operation, drive } from './operation.js';
 export { parseFilterArgs } from './filters.js';
 export { parseBind } from './createbody.js';
 export { parsePortSpecs, type PortSpecs } from './ports.js';
-export { shortId } from '../oci/digest.js';
+export { shortId, type Digest } from '../oci/digest.js';
 export { parseReference } from '../oci/reference.js';
 export { parsePlatform } from '../image/platform.js';
 export { trace } from '../sys/trace.js';

@@ -411,6 +411,29 @@ export interface ImagePruneResponse {
   SpaceReclaimed: number;
 }
 
+/**
+ * Registry credentials for one call (Docker's AuthConfig, as X-Registry-Auth and POST /auth
+ * carry it). Given to pull or push, they are used for that call only and never stored; an
+ * empty object means anonymous (not the store's credentials file).
+ */
+export interface AuthConfig {
+  username?: string;
+  password?: string;
+  /** the registry the credentials are for (default Docker Hub) */
+  serveraddress?: string;
+  /** an OAuth2 refresh token */
+  identitytoken?: string;
+  /** a bearer token used as is */
+  registrytoken?: string;
+  email?: string;
+}
+
+/** POST /auth */
+export interface AuthResponse {
+  Status: string;
+  IdentityToken: string;
+}
+
 // ------------------------------------------------------------------ progress
 
 /**
@@ -599,6 +622,12 @@ export interface ImageBuildOptions {
   platform?: string;
   /** layerbox: the Dockerfile's text, when it is not in the context (the CLI's `-f -`, or a file outside the context) */
   dockerfileContent?: string;
+  /**
+   * X-Registry-Config: credentials by registry (`https://index.docker.io/v1/`, `host:port`)
+   * for the images FROM pulls, used for this build only. When given, a registry it does not
+   * name is pulled from anonymously; when absent, the stored credentials apply.
+   */
+  registryAuth?: Record<string, AuthConfig>;
 }
 
 export interface BuildResponse {
@@ -635,6 +664,8 @@ export interface SystemDf {
   Containers: ContainerSummary[];
   Volumes: Volume[];
   BuildCache: BuildCacheRecord[];
+  /** bytes of the build cache (deprecated in the API, still sent by dockerd 20.10) */
+  BuilderSize: number;
 }
 
 export interface SystemVersion {

@@ -82,7 +82,8 @@ export function inspectImage(store: ImageStore, snaps: Snapshotter, img: ImageRe
     RepoTags: img.tags.map(familiarTag),
     RepoDigests: repoDigestStrings(img),
     Parent: extras.parent ?? '',
-    Comment: config.comment ?? '',
+    // dockerd 20.10: without a comment of its own, the last history entry's
+    Comment: config.comment || config.history?.[config.history.length - 1]?.comment || '',
     Created: config.created ?? '0001-01-01T00:00:00Z',
     Container: config.container ?? '',
     ContainerConfig: dockerContainerConfig(config.container_config),

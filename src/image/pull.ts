@@ -19,8 +19,8 @@ import { hostPlatform, platformMatches, platformString } from './platform.js';
 export type PullEvent =
   | { type: 'resolving'; ref: string }
   | { type: 'pulling-from'; tag: string; repository: string }
-  | { type: 'layer'; id: string; status: 'Pulling fs layer' | 'Waiting' | 'Already exists' | 'Verifying Checksum' | 'Download complete' | 'Extracting' | 'Pull complete' }
-  | { type: 'layer-progress'; id: string; status: 'Downloading'; current: number; total: number }
+  | { type: 'layer'; id: string; status: 'Pulling fs layer' | 'Waiting' | 'Already exists' | 'Verifying Checksum' | 'Download complete' | 'Pull complete' }
+  | { type: 'layer-progress'; id: string; status: 'Downloading' | 'Extracting'; current: number; total: number }
   | { type: 'digest'; digest: Digest }
   | { type: 'status'; message: string };
 
@@ -63,9 +63,9 @@ export async function pullImage(ctx: PullContext, name: string, opts: PullOption
   const client = ctx.client(ref.domain);
   const repo = ref.path;
   const emit = opts.onEvent ?? (() => {});
-  emit({ type: 'pulling-from', tag: ref.digest ?? ref.tag!, repository: ref.path });
-
   const top = await client.getManifest(repo, ref.digest ?? ref.tag!, { signal: opts.signal });
+  // once the registry has the manifest, as dockerd says it (a mirror that fails before has said nothing)
+  emit({ type: 'pulling-from', tag: ref.digest ?? ref.tag!, repository: ref.path });
   let manifestResult = top;
   for (let depth = 0; isIndexType(manifestResult.mediaType) || 'manifests' in manifestResult.parsed; depth++) {
     if (depth >= MAX_INDEX_DEPTH) throw invalidArgument('PULL_INDEX_DEPTH', 'image indexes nest too deeply', { where: name });
@@ -103,6 +103,8 @@ export async function pullImage(ctx: PullContext, name: string, opts: PullOption
   const layerId = (i: number) => shortId(manifest.layers[i]!.digest);
   const announced = new Set<number>();
   const onLayer = (e: LayerEvent) => {
+    // dockerd: an image whose config is stored is there already; its layers are not mentioned
+    if (existing && e.type === 'exists') return;
     const id2 = layerId(e.index);
     switch (e.type) {
       case 'exists':
@@ -121,7 +123,8 @@ export async function pullImage(ctx: PullContext, name: string, opts: PullOption
       case 'done':
         emit({ type: 'layer', id: id2, status: 'Verifying Checksum' });
         emit({ type: 'layer', id: id2, status: 'Download complete' });
-        emit({ type: 'layer', id: id2, status: 'Extracting' });
+        // unpacked while it streamed: the bar is full at once (dockerd's Extracting always has a bar)
+        emit({ type: 'layer-progress', id: id2, status: 'Extracting', current: manifest.layers[e.index]!.size, total: manifest.layers[e.index]!.size });
         emit({ type: 'layer', id: id2, status: 'Pull complete' });
         break;
     }

@@ -46,7 +46,8 @@ function refsOf(img: ImageRecord): Ref[] {
     }
     out.push({ digest: true, repo: d.repo, key: `${d.repo}@${d.digest}`, familiar: `${fam}@${d.digest}` });
   }
-  return out;
+  // Docker's reference store lists an image's references in lexical order of their full names
+  return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
 /** At most one tag, and every reference within one repository. */

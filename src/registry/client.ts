@@ -60,6 +60,12 @@ export interface RegistryClientOptions {
   insecureRegistries?: readonly string[];
   /** Docker's certs.d directory (default /etc/docker/certs.d) */
   certsDir?: string;
+  /**
+   * The scheme to speak, as an operator's URL names it (a registry mirror's `http://…`):
+   * no HTTPS-then-HTTP discovery. Default: HTTPS, then plain HTTP for loopback and
+   * insecure hosts.
+   */
+  scheme?: 'https' | 'http';
   /** default `layerbox/<version>` */
   userAgent?: string;
   retry?: Partial<RetryOptions>;
@@ -157,6 +163,7 @@ export class RegistryClient implements Caller {
   private readonly auth: Authenticator;
   private base: URL | undefined;
   private pinging: Promise<PingResult> | undefined;
+  private readonly scheme: 'https' | 'http' | undefined;
 
   constructor(opts: RegistryClientOptions) {
     if (!opts.host || /[/\s@?#]/.test(opts.host)) {
@@ -164,6 +171,7 @@ export class RegistryClient implements Caller {
     }
     this.registry = opts.host;
     this.host = apiHost(opts.host);
+    this.scheme = opts.scheme;
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.maxBlobResumes = opts.maxBlobResumes ?? 5;
@@ -215,7 +223,7 @@ export class RegistryClient implements Caller {
 
   private async doPing(): Promise<PingResult> {
     const ctx: RegistryContext = { registry: this.registry };
-    const schemes: ('https' | 'http')[] = this.transport.httpAllowed(this.host) ? ['https', 'http'] : ['https'];
+    const schemes: ('https' | 'http')[] = this.scheme ? [this.scheme] : this.transport.httpAllowed(this.host) ? ['https', 'http'] : ['https'];
     let httpsError: EngineError | undefined;
     for (const [i, scheme] of schemes.entries()) {
       const last = i === schemes.length - 1;

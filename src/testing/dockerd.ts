@@ -38,7 +38,8 @@ export function dockerdInstalled(): boolean {
   return have('dockerd') && have('docker');
 }
 
-export async function startDockerd(opts: { prefix?: string; timeoutMs?: number } = {}): Promise<PrivateDockerd | undefined> {
+/** `args`: more dockerd flags (--registry-mirror, --insecure-registry, …). */
+export async function startDockerd(opts: { prefix?: string; timeoutMs?: number; args?: string[] } = {}): Promise<PrivateDockerd | undefined> {
   if (!dockerdInstalled()) return undefined;
   // short paths: containerd's socket under the exec root must fit in sun_path
   const dir = mkdtempSync(`/tmp/${opts.prefix ?? 'lbd-'}`);
@@ -46,7 +47,7 @@ export async function startDockerd(opts: { prefix?: string; timeoutMs?: number }
   const dataRoot = join(dir, 'data');
   const child: ChildProcess = spawn(
     'dockerd',
-    ['--data-root', dataRoot, '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'docker.pid'), '-H', `unix://${sock}`, '--bridge=none', '--iptables=false', '--ip6tables=false', '--ip-masq=false', '--storage-driver=overlay2'],
+    ['--data-root', dataRoot, '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'docker.pid'), '-H', `unix://${sock}`, '--bridge=none', '--iptables=false', '--ip6tables=false', '--ip-masq=false', '--storage-driver=overlay2', ...(opts.args ?? [])],
     { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
   );
   let log = '';

@@ -2,11 +2,17 @@
 import type { Engine } from '../../engine/index.js';
 import { networkRoutes } from './networks.js';
 import { Router } from '../router.js';
+import { buildRoutes } from './build.js';
+import { imageRoutes } from './images.js';
 import { systemRoutes } from './system.js';
+import { volumeRoutes } from './volumes.js';
 
 export function apiRouter(engine: Engine): Router {
   const r = new Router(engine);
   networkRoutes(r);
   systemRoutes(r);
+  imageRoutes(r);
+  volumeRoutes(r);
+  buildRoutes(r);
   return r;
 }
