@@ -78,6 +78,10 @@ export class ContainerStore {
     this.db.prepare('UPDATE containers SET config = ? WHERE id = ?').run(JSON.stringify(config), id);
   }
 
+  setHostConfig(id: string, hostConfig: HostConfig): void {
+    this.db.prepare('UPDATE containers SET host_config = ? WHERE id = ?').run(JSON.stringify(hostConfig), id);
+  }
+
   rename(id: string, name: string): void {
     try {
       this.db.prepare('UPDATE containers SET name = ? WHERE id = ?').run(name, id);
