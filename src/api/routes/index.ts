@@ -2,9 +2,13 @@
 import type { Engine } from '../../engine/index.js';
 import { Router } from '../router.js';
 import { systemRoutes } from './system.js';
+import { containerRoutes } from './containers.js';
+import { execRoutes } from './exec.js';
 
 export function apiRouter(engine: Engine): Router {
   const r = new Router(engine);
   systemRoutes(r);
+  containerRoutes(r);
+  execRoutes(r);
   return r;
 }
