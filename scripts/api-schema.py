@@ -24,7 +24,12 @@ def clean(s):
     t = out.get('type')
     if isinstance(t, str):
         out['type'] = [t, 'null']
-        if 'enum' in out:
+        if 'enum' in out and t == 'string':
+            # Go's decoder takes any string for a string "enum", and Docker's clients send
+            # values the spec does not list ("" for unset CgroupnsMode, "no" for
+            # RestartPolicy): the daemon's own checks (createbody.ts) give Docker's words
+            del out['enum']
+        elif 'enum' in out:
             out['enum'] = out['enum'] + [None]
     return out
 
@@ -37,7 +42,12 @@ for path, ops in spec['paths'].items():
             if p.get('in') == 'body':
                 bodies[op['operationId']] = clean(p['schema'])
 
-out = {'$id': 'docker-engine-api-v1.41', 'definitions': clean(spec['definitions']), 'bodies': bodies}
+# What Docker's clients send and dockerd accepts beyond the spec's ranges: the docker CLI
+# sends MemorySwappiness -1 ("unset") with every create.
+defs = clean(spec['definitions'])
+defs['Resources']['properties']['MemorySwappiness']['minimum'] = -1
+
+out = {'$id': 'docker-engine-api-v1.41', 'definitions': defs, 'bodies': bodies}
 with open(os.path.join(spec_dir, 'v1.41.schema.json'), 'w') as f:
     json.dump(out, f, separators=(',', ':'), sort_keys=True)
     f.write('\n')

@@ -80,7 +80,12 @@ export async function readJson<T = unknown>(req: IncomingMessage, limit = MAX_JS
     if (size > limit) throw new HttpError(413, `request body too large: more than ${limit} bytes`);
     chunks.push(c as Buffer);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  return parseJson<T>(Buffer.concat(chunks));
+}
+
+/** A body's bytes as JSON (`undefined` for an empty body); 400 for broken JSON. */
+export function parseJson<T = unknown>(bytes: Buffer): T | undefined {
+  const text = bytes.toString('utf8');
   if (text.trim() === '') return undefined;
   try {
     return JSON.parse(text) as T;

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { Engine } from '../engine/index.js';
 import { API_VERSION, MIN_API_VERSION, VERSION } from '../engine/index.js';
-import { HttpError, Query, readJson, sendError, sendJson } from './http.js';
+import { HttpError, MAX_JSON_BODY, Query, parseJson, readJson, sendError, sendJson } from './http.js';
 import { checkBody } from './schema.js';
 
 export interface RouteCtx {
@@ -54,6 +54,40 @@ const cmpVersion = (a: string, b: string) => {
 interface FindMyWay {
   on(method: string | string[], path: string, handler: unknown): void;
   find(method: string, path: string): { handler: unknown; params: Record<string, string | undefined> } | null;
+}
+
+/** Reads the Content-Length body of an upgrade request from what came with its headers and the socket. */
+async function readUpgradeBody(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<{ body: Buffer | undefined; rest: Buffer }> {
+  const len = Number(req.headers['content-length'] ?? 0);
+  if (!Number.isInteger(len) || len < 0) throw new HttpError(400, 'invalid Content-Length');
+  if (len === 0) return { body: undefined, rest: head };
+  if (len > MAX_JSON_BODY) throw new HttpError(413, `request body too large: more than ${MAX_JSON_BODY} bytes`);
+  let buf = head;
+  while (buf.length < len) {
+    const chunk = await new Promise<Buffer | null>((resolve) => {
+      const onData = (b: Buffer) => {
+        cleanup();
+        socket.pause();
+        resolve(b);
+      };
+      const onEnd = () => {
+        cleanup();
+        resolve(null);
+      };
+      const cleanup = () => {
+        socket.off('data', onData);
+        socket.off('end', onEnd);
+        socket.off('close', onEnd);
+      };
+      socket.on('data', onData);
+      socket.once('end', onEnd);
+      socket.once('close', onEnd);
+      socket.resume();
+    });
+    if (!chunk) throw new HttpError(400, 'the request body ended early');
+    buf = Buffer.concat([buf, chunk]);
+  }
+  return { body: buf.subarray(0, len), rest: buf.subarray(len) };
 }
 
 export class Router {
@@ -107,6 +141,16 @@ export class Router {
       if (!res.writableFinished) abort();
     });
     let hijacked = false;
+    // an upgrade request's body (exec start's {"Detach", "Tty"}) comes on the socket, after
+    // the headers: it is read off first, so that only what follows is the stream's input
+    let upgradeBody: Buffer | undefined;
+    if (!res) {
+      try {
+        ({ body: upgradeBody, rest: head } = await readUpgradeBody(req, socket, head));
+      } catch (e) {
+        return fail(e);
+      }
+    }
     const ctx: RouteCtx = {
       engine: this.engine,
       req,
@@ -119,7 +163,7 @@ export class Router {
       version,
       signal: ac.signal,
       async json<T>(op?: string) {
-        const body = await readJson<T>(req);
+        const body = upgradeBody ? parseJson<T>(upgradeBody) : res ? await readJson<T>(req) : undefined;
         if (op) checkBody(op, body);
         return body;
       },
@@ -129,6 +173,8 @@ export class Router {
       },
       hijack(contentType) {
         hijacked = true;
+        // a client that goes away mid-stream (EPIPE, ECONNRESET) ends the stream, never the server
+        socket.on('error', abort);
         if (!res) {
           socket.write(`HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nApi-Version: ${API_VERSION}\r\nServer: ${SERVER_HEADER}\r\n\r\n`);
           if (head.length) socket.unshift(head);

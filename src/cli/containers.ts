@@ -436,6 +436,8 @@ const attach = command({
     try {
       const a = await engine.containers.attach(info.id, io.streams);
       await a.done;
+      // the detach keys (ctrl-p ctrl-q): the container runs on, as the docker CLI says
+      if (a.detached) throw new ExitError(1, 'read escape sequence');
       process.exitCode = (await engine.containers.wait(info.id)).StatusCode;
     } finally {
       io.restore();

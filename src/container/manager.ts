@@ -43,6 +43,9 @@ import {
   stopContainer,
   execInContainer,
   readLogs,
+  readExecExit,
+  resizeTerminal,
+  buildResources,
   imageVolumes,
   resolveInRoot,
   resolveUser,
@@ -139,6 +142,20 @@ function linkedOutside(dir: string): boolean {
   walk(dir);
   for (const x of inside.values()) if (x.seen < x.nlink) return true;
   return false;
+}
+
+/** The resources of a host config beyond memory, cpus and pids, as the runtime's options. */
+function resourceOptions(hc: HostConfig): Partial<RunOptions> {
+  const o: Partial<RunOptions> = {};
+  if (hc.CpuShares) o.cpuShares = hc.CpuShares;
+  if (hc.CpuPeriod) o.cpuPeriod = hc.CpuPeriod;
+  if (hc.CpuQuota) o.cpuQuota = hc.CpuQuota;
+  if (hc.CpusetCpus) o.cpusetCpus = hc.CpusetCpus;
+  if (hc.CpusetMems) o.cpusetMems = hc.CpusetMems;
+  if (hc.MemoryReservation) o.memoryReservation = hc.MemoryReservation;
+  if (hc.MemorySwap) o.memorySwap = hc.MemorySwap;
+  if (hc.BlkioWeight) o.blkioWeight = hc.BlkioWeight;
+  return o;
 }
 
 /** How long conmon waits before the fallback cleanup of a foreground container. */
@@ -521,13 +538,14 @@ export class ContainerManager {
       shmSize: hc.ShmSize,
       mounts,
       init: hc.Init,
-      cgroupsPath: `/layerbox/${id}`,
+      cgroupsPath: this.cgroupsPath(id),
       sysctls: hc.Sysctls,
       ulimits: hc.Ulimits.map((u) => ({ name: u.Name, soft: u.Soft, hard: u.Hard })),
     };
     if (hc.Memory) o.memory = hc.Memory;
     if (hc.NanoCpus) o.cpus = hc.NanoCpus / 1e9;
     if (hc.PidsLimit) o.pidsLimit = hc.PidsLimit;
+    Object.assign(o, resourceOptions(hc));
     if ('image' in req) {
       Object.assign(o, {
         ...(req.cmd ? { cmd: req.cmd } : {}),
@@ -754,7 +772,11 @@ export class ContainerManager {
    * Starts a created or exited container. With `attach`, stdio is connected before the
    * process starts (no output lost); the caller waits with `waitAndCleanup`.
    */
-  async start(ref: string, opts: { attach?: AttachStreams; consoleSize?: { height: number; width: number } } = {}): Promise<{ c: ContainerRecord; detach?: () => void; attached?: Promise<void> }> {
+  async start(
+    ref: string,
+    opts: { attach?: AttachStreams | AttachStreams[]; consoleSize?: { height: number; width: number } } = {},
+  ): Promise<{ c: ContainerRecord; detach?: () => void; attached?: Promise<void>; attachments?: Awaited<ReturnType<typeof attachContainer>>[] }> {
+    const attachList = opts.attach ? (Array.isArray(opts.attach) ? opts.attach : [opts.attach]) : [];
     const found = this.store.resolve(ref);
     const lock = await this.lock(found.id);
     try {
@@ -813,19 +835,20 @@ export class ContainerManager {
               spec: built.spec,
               tty: !!c.config.Tty,
               stdin: !!c.config.OpenStdin,
-              leaveStdinOpen: !c.config.StdinOnce,
+              // Docker closes a container's stdin when its client's ends only without a tty
+              leaveStdinOpen: !c.config.StdinOnce || !!c.config.Tty,
               // conmon runs `layerbox container cleanup` when the container exits: at once
               // for a detached one; for a foreground one after a delay, as a fallback — the
               // attached CLI cleans up itself (and first), unless it died (a closed pipe,
               // a signal), when an --rm container must still go, as dockerd would see to
-              exitCommand: { ...this.d.exitCommand(this.d.root, c.id), ...(opts.attach ? { delaySeconds: FOREGROUND_EXIT_DELAY_S } : {}) },
+              exitCommand: { ...this.d.exitCommand(this.d.root, c.id), ...(attachList.length ? { delaySeconds: FOREGROUND_EXIT_DELAY_S } : {}) },
             });
           },
         );
         trace('start: network ready, runtime created');
         this.store.setState(c.id, { ...c.state, NetworkAttached: true });
-        let att: Awaited<ReturnType<typeof attachContainer>> | undefined;
-        if (opts.attach) att = await attachContainer(paths, opts.attach);
+        const atts: Awaited<ReturnType<typeof attachContainer>>[] = [];
+        for (const a of attachList) atts.push(await attachContainer(paths, a));
         if (opts.consoleSize && c.config.Tty) await resizeContainer(paths, opts.consoleSize.height, opts.consoleSize.width).catch(() => {});
         await startContainer(rt, c.id);
         trace('start: started');
@@ -844,7 +867,10 @@ export class ContainerManager {
           ConmonPid: created.conmonPid,
         };
         this.store.setState(c.id, state);
-        return { c: { ...c, state }, ...(att ? { detach: () => att!.detach(), attached: att.done } : {}) };
+        return {
+          c: { ...c, state },
+          ...(atts.length ? { detach: () => atts.forEach((a) => a.detach()), attached: Promise.all(atts.map((a) => a.done)).then(() => {}), attachments: atts } : {}),
+        };
       } catch (e) {
         // roll back: nothing of this start stays behind
         await cleanupContainer(rt, paths, c.id).catch(() => {});
@@ -873,9 +899,9 @@ export class ContainerManager {
   }
 
   /** Waits for the container to exit, then releases its resources. Returns the exit code. */
-  async waitAndCleanup(id: string): Promise<number> {
+  async waitAndCleanup(id: string, opts: { signal?: AbortSignal } = {}): Promise<number> {
     const conmon = this.store.get(id)?.state.ConmonPid;
-    const status = await waitExit(this.paths(id), id);
+    const status = await waitExit(this.paths(id), id, opts.signal ? { signal: opts.signal } : {});
     trace('exited');
     await this.cleanup(id);
     trace('cleaned up');
@@ -975,10 +1001,10 @@ export class ContainerManager {
     this.store.setState(c.id, { ...c.state, Status: 'running', Paused: false });
   }
 
-  async wait(ref: string): Promise<number> {
+  async wait(ref: string, opts: { signal?: AbortSignal } = {}): Promise<number> {
     const c = await this.get(ref);
     if (!c.state.Running) return c.state.ExitCode;
-    const st = await waitExit(this.paths(c.id), c.id);
+    const st = await waitExit(this.paths(c.id), c.id, opts.signal ? { signal: opts.signal } : {});
     return st?.exitCode ?? (await this.get(c.id)).state.ExitCode;
   }
 
@@ -1059,8 +1085,27 @@ export class ContainerManager {
 
   async exec(
     ref: string,
-    e: { args: string[]; env?: string[]; workdir?: string; user?: string; tty?: boolean; privileged?: boolean; detach?: boolean; streams?: AttachStreams; consoleSize?: { height: number; width: number } },
-  ): Promise<{ exitCode?: number }> {
+    e: {
+      args: string[];
+      env?: string[];
+      workdir?: string;
+      user?: string;
+      tty?: boolean;
+      privileged?: boolean;
+      detach?: boolean;
+      streams?: AttachStreams;
+      consoleSize?: { height: number; width: number };
+      /** the terminal size once attached, asked for at that moment (a resize may have come meanwhile) */
+      sizeWhenAttached?: () => { height: number; width: number } | undefined;
+      /** the exec's ID (hex), for resizeExec and execExit; default a new one */
+      execId?: string;
+      /** the host pid of its process, once it runs */
+      onStarted?: (pid: number) => void;
+      /** the foreground attachment, once connected */
+      onAttachment?: (a: { detach(): void; done: Promise<void> }) => void;
+      signal?: AbortSignal;
+    },
+  ): Promise<{ exitCode?: number; pid?: number }> {
     const c = await this.get(ref);
     if (!c.state.Running) throw conflict('NOT_RUNNING', `Container ${c.id} is not running`);
     if (c.state.Paused) throw conflict('CONTAINER_PAUSED', `Container ${c.id} is paused, unpause the container before exec`);
@@ -1076,7 +1121,7 @@ export class ContainerManager {
       privileged: !!e.privileged,
       ...(e.consoleSize ? { consoleSize: e.consoleSize } : {}),
     });
-    const execId = randomBytes(16).toString('hex');
+    const execId = e.execId ?? randomBytes(16).toString('hex');
     const execDir = join(paths.bundleDir, 'exec', execId);
     try {
       const r = await execInContainer({
@@ -1086,12 +1131,61 @@ export class ContainerManager {
         execDir,
         process,
         ...(e.detach ? { detach: true } : { streams: e.streams ?? {} }),
-        ...(e.consoleSize && e.tty ? { onAttached: async (resize: (h: number, w: number) => Promise<void>) => resize(e.consoleSize!.height, e.consoleSize!.width) } : {}),
+        ...(e.tty && (e.consoleSize || e.sizeWhenAttached)
+          ? {
+              onAttached: async (resize: (h: number, w: number) => Promise<void>) => {
+                const size = e.sizeWhenAttached?.() ?? e.consoleSize;
+                if (size) await resize(size.height, size.width);
+              },
+            }
+          : {}),
+        ...(e.onStarted ? { onStarted: e.onStarted } : {}),
+        ...(e.onAttachment ? { onAttachment: e.onAttachment } : {}),
+        ...(e.signal ? { signal: e.signal } : {}),
       });
-      return { ...(r.exitCode !== undefined ? { exitCode: r.exitCode } : {}) };
+      return { ...(r.exitCode !== undefined ? { exitCode: r.exitCode } : {}), pid: r.pid };
     } finally {
       if (!e.detach) rmSync(execDir, { recursive: true, force: true });
     }
+  }
+
+  /** The container's cgroup (as its spec names it, below each hierarchy's root). */
+  cgroupsPath(id: string): string {
+    return `/layerbox/${id}`;
+  }
+
+  /** Sets the terminal size of a running `-t` exec. */
+  async resizeExec(containerId: string, execId: string, height: number, width: number): Promise<void> {
+    await resizeTerminal(join(this.paths(containerId).bundleDir, 'exec', execId), height, width);
+  }
+
+  /** The exit code of a detached exec once it has exited (undefined while it runs). */
+  async execExit(containerId: string, execId: string): Promise<number | undefined> {
+    return readExecExit(join(this.paths(containerId).bundleDir, 'exec', execId)).catch(() => undefined);
+  }
+
+  /**
+   * `docker update`: records the new host config and, for a running container, applies its
+   * resources at once (the runtime's update); nothing is recorded when the runtime refuses.
+   */
+  async update(ref: string, patch: Partial<HostConfig>): Promise<ContainerRecord> {
+    const found = this.store.resolve(ref);
+    return this.withLock(found.id, async () => {
+      const c = await this.refresh(this.store.get(found.id) ?? found);
+      const hc: HostConfig = { ...c.hostConfig, ...patch };
+      if (c.state.Running) {
+        const o: RunOptions = { ...resourceOptions(hc) };
+        if (hc.Memory) o.memory = hc.Memory;
+        if (hc.NanoCpus) o.cpus = hc.NanoCpus / 1e9;
+        if (hc.PidsLimit) o.pidsLimit = hc.PidsLimit;
+        const r = buildResources(o);
+        // a pids limit of 0 or less lifts the limit (the runtime's -1)
+        if (patch.PidsLimit !== undefined && patch.PidsLimit <= 0) r.pids = { limit: -1 };
+        await (await this.runtime()).update(c.id, r);
+      }
+      this.store.setHostConfig(c.id, hc);
+      return { ...c, hostConfig: hc };
+    });
   }
 
   async attach(ref: string, streams: AttachStreams): Promise<{ done: Promise<void>; detach: () => void; c: ContainerRecord }> {
@@ -1106,7 +1200,7 @@ export class ContainerManager {
     await resizeContainer(this.paths(c.id), height, width).catch(() => {});
   }
 
-  async *logs(ref: string, opts: { follow?: boolean; tail?: number; since?: number; until?: number } = {}): AsyncGenerator<LogLine> {
+  async *logs(ref: string, opts: { follow?: boolean; tail?: number; since?: number; until?: number; signal?: AbortSignal } = {}): AsyncGenerator<LogLine> {
     const c = await this.get(ref);
     const paths = this.paths(c.id);
     if (!existsSync(paths.logPath)) return;
@@ -1116,6 +1210,7 @@ export class ContainerManager {
       ...(opts.until !== undefined ? { until: opts.until } : {}),
       follow: !!opts.follow && c.state.Running,
       stopWhen: async () => !!(await readExit(paths, c.id)),
+      ...(opts.signal ? { signal: opts.signal } : {}),
     });
   }
 

@@ -56,6 +56,16 @@ export interface HostConfig {
   Memory: number;
   NanoCpus: number;
   PidsLimit: number;
+  // more resources (docker update, and create bodies that give them); absent = unset
+  CpuShares?: number;
+  CpuPeriod?: number;
+  CpuQuota?: number;
+  CpusetCpus?: string;
+  CpusetMems?: string;
+  MemoryReservation?: number;
+  /** bytes of memory + swap; -1 unlimited; unset: twice Memory where swap is accounted */
+  MemorySwap?: number;
+  BlkioWeight?: number;
   Init: boolean;
   AutoRemove: boolean;
   Dns: string[];

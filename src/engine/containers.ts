@@ -5,18 +5,32 @@
  * commit, top, changes, export, prune.
  */
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { availableParallelism, constants as osConstants } from 'node:os';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
-import { conflict, invalidArgument, notFound } from '../errors/index.js';
+import { conflict, invalidArgument, isEngineError, notFound } from '../errors/index.js';
+import { parseReference } from '../oci/reference.js';
+import { parsePlatform, platformMatches, platformString } from '../image/platform.js';
+import { swapAccounting } from '../runtime/index.js';
+import type { HostConfig as InternalHostConfig } from '../container/types.js';
 import type { ContainerManager } from '../container/manager.js';
 import type { ContainerRecord } from '../container/types.js';
 import type { NetworkAttachment } from '../network/index.js';
 import { endpointViews } from '../container/networking.js';
 import { containerNetworks } from '../container/types.js';
 import type { Core } from './core.js';
-import { toCreateRequest } from './createbody.js';
+import { checkResources, resourceFields, toCreateRequest } from './createbody.js';
+import { DEFAULT_DETACH_KEYS, EscapeProxy, parseDetachKeys } from './detachkeys.js';
+import { emptyStats, sampleStats, ZERO_TIME } from './stats.js';
 import { acceptFilters, labelMatch } from './filters.js';
 import type {
+  AttachHandle,
+  AttachOptions,
   AttachStreams,
+  ContainerStats,
+  ContainerUpdateBody,
+  ContainerUpdateResponse,
+  CpuStats,
   ChangeItem,
   CommitOptions,
   ContainerCreateBody,
@@ -109,6 +123,55 @@ interface ExecRecord {
   running: boolean;
   exitCode: number | null;
   pid: number;
+  /** started detached: its exit code is read from its exit file */
+  detached?: boolean;
+  /** a terminal size asked for before the exec ran */
+  size?: { height: number; width: number };
+  /** its terminal is connected (a resize goes to it, not to `size`) */
+  attached?: boolean;
+  /** when it ended (records of ended execs are dropped after a while, as dockerd's) */
+  endedAt?: number;
+}
+
+/** An attach waiting for its container to start (`docker run` attaches before it starts). */
+interface PendingAttach {
+  streams: AttachStreams;
+  /** given the attachment the start made, or nothing when the start failed or the client left */
+  connect(a: { done: Promise<void>; detach(): void } | undefined): void;
+}
+
+/** How long the records of ended execs stay inspectable (dockerd: 5 minutes). */
+const EXEC_RECORD_TTL_MS = 5 * 60_000;
+
+/** Docker's signal names (SIGTERM, TERM, 15) → what the runtime takes; 400 for others. */
+export function parseSignal(raw: string): string {
+  const s = raw.trim();
+  if (/^\d+$/.test(s)) {
+    const n = Number(s);
+    if (n < 1 || n > 64) throw invalidArgument('INVALID_SIGNAL', `Invalid signal: ${raw}`);
+    return s;
+  }
+  const name = s.toUpperCase().replace(/^SIG/, '');
+  if (!(`SIG${name}` in osConstants.signals) && !/^RTMIN(\+\d+)?$|^RTMAX(-\d+)?$/.test(name)) throw invalidArgument('INVALID_SIGNAL', `Invalid signal: ${raw}`);
+  return `SIG${name}`;
+}
+
+/** Waits until `ms` passed, `emitter` emitted `event` for `id`, or the signal fired (no throw). */
+function napFor(emitter: EventEmitter, id: string, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(t);
+      emitter.off('change', onChange);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const onChange = (x: string) => {
+      if (x === id) done();
+    };
+    const t = setTimeout(done, ms);
+    emitter.on('change', onChange);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 export interface StartOptions {
@@ -130,8 +193,18 @@ export interface RunHandle {
 
 export class Containers {
   private readonly execs = new Map<string, ExecRecord>();
+  /** attaches to containers that have not started yet, by container ID */
+  private readonly pending = new Map<string, Set<PendingAttach>>();
+  /** 'change' (id): a container's state changed through this engine (waiters wake at once) */
+  private readonly stateChanges = new EventEmitter();
 
-  constructor(private readonly core: Core) {}
+  constructor(private readonly core: Core) {
+    this.stateChanges.setMaxListeners(0);
+  }
+
+  private changed(id: string): void {
+    this.stateChanges.emit('change', id);
+  }
 
   private manager(): Promise<ContainerManager> {
     return this.core.containers();
@@ -146,10 +219,37 @@ export class Containers {
   /** POST /containers/create. The image must be stored (`images.ensure` pulls it); 404 otherwise. */
   async create(body: ContainerCreateBody, opts: ContainerCreateOptions = {}): Promise<ContainerCreateResponse> {
     const req = toCreateRequest(body, opts.name);
+    // Docker's 404 for an image that is not stored: on it the docker CLI pulls and retries
+    const image = this.storedImage(body.Image);
+    if (opts.platform) {
+      const want = parsePlatform(opts.platform);
+      const cfg = await this.core.images.config(image.id);
+      const have = { os: cfg.os, architecture: cfg.architecture, ...(cfg.variant ? { variant: cfg.variant } : {}) };
+      if (!platformMatches(have, want)) {
+        throw notFound('NO_SUCH_IMAGE', `image with reference ${body.Image} was found but does not match the specified platform: wanted ${platformString(want)}, actual: ${platformString(have)}`);
+      }
+    }
     await this.core.repair();
     const cm = await this.manager();
     const c = await cm.create(req);
-    return { Id: c.id, Warnings: [] };
+    return { Id: c.id, Warnings: createWarnings(body) };
+  }
+
+  /** The stored image `name` names, or Docker's "No such image: busybox:latest" (404). */
+  private storedImage(name: string) {
+    try {
+      return this.core.resolveImage(name);
+    } catch (e) {
+      if (!isEngineError(e, 'not-found')) throw e;
+      let shown = name;
+      try {
+        const r = parseReference(name);
+        shown = r.digest || r.tag ? r.familiarString() : r.withDefaultTag().familiarString();
+      } catch {
+        /* an ID or an invalid name: as given */
+      }
+      throw notFound('NO_SUCH_IMAGE', `No such image: ${shown}`);
+    }
   }
 
   /**
@@ -165,8 +265,10 @@ export class Containers {
       started = await cm.start(created.Id, opts.detach ? {} : { ...(opts.attach ? { attach: opts.attach } : {}), ...(opts.consoleSize ? { consoleSize: opts.consoleSize } : {}) });
     } catch (e) {
       await cm.remove(created.Id, { force: true, volumes: true }).catch(() => {});
+      this.changed(created.Id);
       throw e;
     }
+    this.changed(created.Id);
     if (opts.detach) return { id: created.Id, warnings: created.Warnings };
     return {
       id: created.Id,
@@ -304,56 +406,182 @@ export class Containers {
 
   // ------------------------------------------------------------------ lifecycle
 
-  async start(ref: string, opts: StartOptions = {}): Promise<{ attached?: Promise<void>; detach?: () => void }> {
+  /**
+   * POST /containers/{id}/start. Attaches waiting for this container (attach before start,
+   * as `docker run` does) are connected before its process runs. `alreadyRunning`: nothing
+   * was done (the API's 304). An AutoRemove container that cannot start is removed, as dockerd does.
+   */
+  async start(ref: string, opts: StartOptions = {}): Promise<{ attached?: Promise<void>; detach?: () => void; alreadyRunning?: boolean }> {
     const cm = await this.manager();
-    const s = await cm.start(ref, { ...(opts.attach ? { attach: opts.attach } : {}), ...(opts.consoleSize ? { consoleSize: opts.consoleSize } : {}) });
-    return { ...(s.attached ? { attached: s.attached } : {}), ...(s.detach ? { detach: s.detach } : {}) };
+    const c = await cm.get(ref);
+    if (c.state.Running && !c.state.Paused) return { alreadyRunning: true };
+    const waiting = [...(this.pending.get(c.id) ?? [])];
+    this.pending.delete(c.id);
+    const list = [...(opts.attach ? [opts.attach] : []), ...waiting.map((p) => p.streams)];
+    let s: Awaited<ReturnType<ContainerManager['start']>>;
+    try {
+      s = await cm.start(c.id, { ...(list.length ? { attach: list } : {}), ...(opts.consoleSize ? { consoleSize: opts.consoleSize } : {}) });
+    } catch (e) {
+      for (const p of waiting) p.connect(undefined);
+      if (c.hostConfig.AutoRemove) await cm.remove(c.id, { force: true, volumes: true }).catch(() => {});
+      this.changed(c.id);
+      throw e;
+    }
+    this.changed(c.id);
+    const atts = s.attachments ?? [];
+    const first = opts.attach ? 1 : 0;
+    waiting.forEach((p, i) => p.connect(atts[first + i]));
+    const own = opts.attach ? atts[0] : undefined;
+    return { ...(own ? { attached: own.done, detach: () => own.detach() } : {}) };
   }
 
-  async stop(ref: string, opts: { timeout?: number } = {}): Promise<void> {
-    await (await this.manager()).stop(ref, opts.timeout);
+  /** POST /containers/{id}/stop: the stop signal, SIGKILL after `timeout` seconds. `alreadyStopped`: the API's 304. */
+  async stop(ref: string, opts: { timeout?: number } = {}): Promise<{ alreadyStopped?: boolean }> {
+    const cm = await this.manager();
+    const c = await cm.get(ref);
+    if (!c.state.Running) return { alreadyStopped: true };
+    await cm.stop(c.id, opts.timeout);
+    this.changed(c.id);
+    return {};
   }
 
   async restart(ref: string, opts: { timeout?: number } = {}): Promise<void> {
     const cm = await this.manager();
-    await cm.stop(ref, opts.timeout);
-    await cm.start(ref);
+    const c = await cm.get(ref);
+    await cm.stop(c.id, opts.timeout);
+    this.changed(c.id);
+    await this.start(c.id);
   }
 
+  /** POST /containers/{id}/kill: a signal by name (KILL, SIGTERM) or number; 400 for an unknown one. */
   async kill(ref: string, opts: { signal?: string } = {}): Promise<void> {
-    await (await this.manager()).kill(ref, opts.signal ?? 'SIGKILL');
+    const sig = parseSignal(opts.signal || 'SIGKILL');
+    const cm = await this.manager();
+    const c = await cm.get(ref);
+    await cm.kill(c.id, sig);
+    this.changed(c.id);
   }
 
   async pause(ref: string): Promise<void> {
-    await (await this.manager()).pause(ref);
+    const cm = await this.manager();
+    const c = await cm.get(ref);
+    await cm.pause(c.id);
+    this.changed(c.id);
   }
 
   async unpause(ref: string): Promise<void> {
-    await (await this.manager()).unpause(ref);
+    const cm = await this.manager();
+    const c = await cm.get(ref);
+    await cm.unpause(c.id);
+    this.changed(c.id);
   }
 
   /**
-   * POST /containers/{id}/wait. not-running: now if stopped, else at exit; next-exit: the
-   * next exit; removed: once the container is gone (an AutoRemove container that exits and
-   * is removed meanwhile still reports its exit code).
+   * POST /containers/{id}/wait. not-running: at once for a container that is not running,
+   * else at its exit; next-exit: the next exit (a container not running yet is waited for
+   * to start, then to exit); removed: once the container is gone. On the exit it sees, the
+   * waiter records it and releases the container (removing an AutoRemove one) at once, as
+   * dockerd does — so `docker run --rm`, which waits (removed) before it starts, gets the
+   * exit code however fast the container exits and is removed. `onWaiting` is called once
+   * the container's state is taken (the API sends its headers then).
    */
-  async wait(ref: string, opts: { condition?: WaitCondition; signal?: AbortSignal } = {}): Promise<WaitResponse> {
+  async wait(ref: string, opts: { condition?: WaitCondition; signal?: AbortSignal; onWaiting?: () => void } = {}): Promise<WaitResponse> {
     const cm = await this.manager();
-    const c = await cm.get(ref);
+    let c = await cm.get(ref);
     const condition = opts.condition ?? 'not-running';
+    if (!['not-running', 'next-exit', 'removed'].includes(condition)) throw invalidArgument('INVALID_CONDITION', `invalid condition: "${condition}"`);
+    const signal = opts.signal;
+    opts.onWaiting?.();
     if (condition === 'not-running' && !c.state.Running) return { StatusCode: c.state.ExitCode, Error: null };
-    const code = c.state.Running ? await cm.wait(c.id) : c.state.ExitCode;
-    if (condition === 'removed') {
-      while (cm.store.get(c.id)) {
-        if (opts.signal?.aborted) break;
-        await new Promise((r) => setTimeout(r, 50));
+    let code = c.state.ExitCode;
+    const gone = () => ({ StatusCode: code, Error: null });
+    if (!c.state.Running) {
+      // until it runs (started here or by another process), or is removed
+      const startedAt = c.state.StartedAt;
+      for (;;) {
+        if (signal?.aborted) return gone();
+        const cur = cm.store.get(c.id);
+        if (!cur) return gone();
+        const r = await cm.refresh(cur);
+        code = r.state.ExitCode;
+        if (r.state.Running || r.state.StartedAt !== startedAt) {
+          c = r;
+          break;
+        }
+        await napFor(this.stateChanges, c.id, 250, signal);
       }
+    }
+    if (c.state.Running) {
+      try {
+        code = await cm.waitAndCleanup(c.id, signal ? { signal } : {});
+      } catch (e) {
+        if (signal?.aborted) return gone();
+        if (!isEngineError(e, 'not-found')) {
+          const cur = cm.store.get(c.id);
+          if (cur) return { StatusCode: (await cm.refresh(cur)).state.ExitCode, Error: { Message: (e as Error).message } };
+        }
+      }
+      this.changed(c.id);
+    } else {
+      code = c.state.ExitCode;
+      await cm.cleanup(c.id).catch(() => {});
+    }
+    if (condition === 'removed') {
+      while (cm.store.get(c.id) && !signal?.aborted) await napFor(this.stateChanges, c.id, 250, signal);
     }
     return { StatusCode: code, Error: null };
   }
 
+  /** DELETE /containers/{id}: 409 for a running container unless `force`; `volumes` removes its anonymous volumes. */
   async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
-    await (await this.manager()).remove(ref, { force: !!opts.force, volumes: !!opts.volumes });
+    const cm = await this.manager();
+    const id = await cm.remove(ref, { force: !!opts.force, volumes: !!opts.volumes });
+    for (const [k, e] of this.execs) if (e.containerId === id) this.execs.delete(k);
+    this.changed(id);
+  }
+
+  /**
+   * POST /containers/{id}/update: resources (zero leaves a value as it is, as Docker's)
+   * applied at once to a running container and recorded for its next starts; the restart
+   * policy is recorded. Docker's conflicts: a memory limit above the swap limit already
+   * set, NanoCpus against a CPU period or quota.
+   */
+  async update(ref: string, body: ContainerUpdateBody): Promise<ContainerUpdateResponse> {
+    const cm = await this.manager();
+    const c = await cm.get(ref);
+    const h = body as Parameters<typeof resourceFields>[0];
+    const cur = c.hostConfig;
+    const patch: Partial<InternalHostConfig> = resourceFields(h);
+    if (body.Memory) patch.Memory = body.Memory;
+    if (body.NanoCpus) patch.NanoCpus = body.NanoCpus;
+    if (body.PidsLimit !== undefined && body.PidsLimit !== null) patch.PidsLimit = body.PidsLimit > 0 ? body.PidsLimit : 0;
+    if (body.NanoCpus && (cur.CpuPeriod || cur.CpuQuota) && !body.CpuPeriod && !body.CpuQuota) throw conflict('CONFLICTING_UPDATE', 'Conflicting options: Nano CPUs cannot be updated as CPU Period has already been set');
+    if ((body.CpuPeriod || body.CpuQuota) && cur.NanoCpus && !body.NanoCpus) throw conflict('CONFLICTING_UPDATE', `Conflicting options: CPU ${body.CpuPeriod ? 'Period' : 'Quota'} cannot be updated as NanoCPUs has already been set`);
+    const swap = cur.MemorySwap ?? (cur.Memory && swapAccounting() ? cur.Memory * 2 : 0);
+    if (body.Memory && !body.MemorySwap && swap > 0 && body.Memory > swap) {
+      throw conflict('CONFLICTING_UPDATE', 'Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time');
+    }
+    // the swap limit stays what it was (not twice the new memory limit)
+    if (body.Memory && !body.MemorySwap && swap > 0) patch.MemorySwap = swap;
+    if (body.RestartPolicy && (body.RestartPolicy.Name || body.RestartPolicy.MaximumRetryCount)) {
+      const rp = body.RestartPolicy;
+      if (!['', 'no', 'always', 'unless-stopped', 'on-failure'].includes(rp.Name)) throw invalidArgument('INVALID_RESTART_POLICY', `invalid restart policy '${rp.Name}'`);
+      if (cur.AutoRemove && rp.Name !== '' && rp.Name !== 'no') throw invalidArgument('CONFLICT_AUTOREMOVE_RESTART', 'Restart policy cannot be updated because AutoRemove is enabled for the container');
+      if ((rp.MaximumRetryCount ?? 0) < 0) throw invalidArgument('INVALID_RESTART_POLICY', 'maximum retry count cannot be negative');
+      if (rp.Name !== 'on-failure' && (rp.MaximumRetryCount ?? 0) > 0) throw invalidArgument('INVALID_RESTART_POLICY', `maximum retry count cannot be used with restart policy '${rp.Name}'`);
+      patch.RestartPolicy = { Name: rp.Name, MaximumRetryCount: rp.MaximumRetryCount ?? 0 };
+    }
+    const m = { ...cur, ...patch };
+    checkResources(
+      { Memory: m.Memory, NanoCpus: m.NanoCpus, CpuShares: m.CpuShares, CpuPeriod: m.CpuPeriod, CpuQuota: m.CpuQuota, CpusetCpus: m.CpusetCpus, CpusetMems: m.CpusetMems, MemoryReservation: m.MemoryReservation, MemorySwap: m.MemorySwap, BlkioWeight: m.BlkioWeight } as Parameters<typeof checkResources>[0],
+      availableParallelism(),
+    );
+    if (c.state.Status === 'removing' || c.state.Status === 'dead') throw conflict('CONTAINER_REMOVING', `Cannot update container ${c.id}: container is marked for removal and cannot be "update"`);
+    await cm.update(c.id, patch);
+    this.changed(c.id);
+    const warnings: string[] = [];
+    if (body.KernelMemory) warnings.push('You specified a kernel memory limit on a kernel older than 4.15. Kernel memory limits are experimental on older kernels, it won\'t work as expected and can cause your system to be unstable.');
+    return { Warnings: warnings };
   }
 
   async rename(ref: string, name: string): Promise<void> {
@@ -388,24 +616,129 @@ export class Containers {
 
   // ------------------------------------------------------------------ io
 
+  /**
+   * GET /containers/{id}/logs: lines with their stream and time. `follow` follows a running
+   * container until it exits (a stopped one's log is read to its end); the signal ends it.
+   */
   async *logs(ref: string, opts: LogsOptions = {}): AsyncGenerator<LogEntry> {
     const cm = await this.manager();
     const wantOut = opts.stdout ?? true;
     const wantErr = opts.stderr ?? true;
-    for await (const l of cm.logs(ref, {
-      follow: !!opts.follow,
-      ...(opts.tail !== undefined && opts.tail >= 0 ? { tail: opts.tail } : {}),
-      ...(opts.since !== undefined ? { since: opts.since } : {}),
-      ...(opts.until !== undefined ? { until: opts.until } : {}),
-    })) {
+    try {
+      for await (const l of cm.logs(ref, {
+        follow: !!opts.follow,
+        ...(opts.tail !== undefined && opts.tail >= 0 ? { tail: opts.tail } : {}),
+        ...(opts.since !== undefined ? { since: opts.since } : {}),
+        ...(opts.until !== undefined ? { until: opts.until } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      })) {
+        if (opts.signal?.aborted) return;
+        if ((l.stream === 'stdout' && wantOut) || (l.stream === 'stderr' && wantErr)) yield l;
+      }
+    } catch (e) {
+      // the client went away: the follow just ends
       if (opts.signal?.aborted) return;
-      if ((l.stream === 'stdout' && wantOut) || (l.stream === 'stderr' && wantErr)) yield l;
+      throw e;
     }
   }
 
-  async attach(ref: string, streams: AttachStreams): Promise<{ done: Promise<void>; detach: () => void; tty: boolean; openStdin: boolean }> {
-    const a = await (await this.manager()).attach(ref, streams);
-    return { done: a.done, detach: a.detach, tty: !!a.c.config.Tty, openStdin: !!a.c.config.OpenStdin };
+  /**
+   * POST /containers/{id}/attach (and the CLI's attach): the container's stdio on `streams`.
+   * `logs` replays its log first; `stream: false` ends there. A container that is not
+   * running yet is attached when it starts (`docker run` attaches first); a running one at
+   * once. Its stdin (when the container has one open) goes through the detach keys
+   * (default ctrl-p,ctrl-q): on them the client is detached and the container runs on.
+   */
+  async attach(ref: string, streams: AttachStreams, opts: AttachOptions = {}): Promise<AttachHandle> {
+    const cm = await this.manager();
+    const c = await cm.get(ref);
+    if (c.state.Paused) throw conflict('CONTAINER_PAUSED', 'You cannot attach to a paused container, unpause it first');
+    if (c.state.Restarting) throw conflict('CONTAINER_RESTARTING', 'You cannot attach to a restarting container, wait until it is running');
+    const keys = parseDetachKeys(opts.detachKeys ?? DEFAULT_DETACH_KEYS);
+    const tty = !!c.config.Tty;
+    const openStdin = !!c.config.OpenStdin;
+    opts.onReady?.();
+    if (opts.logs) {
+      for await (const l of this.logs(c.id, { stdout: opts.stdout ?? true, stderr: opts.stderr ?? true, ...(opts.signal ? { signal: opts.signal } : {}) })) {
+        const out = l.stream === 'stderr' ? streams.stderr : streams.stdout;
+        if (out && !out.write(l.data)) await new Promise((r) => out.once('drain', r));
+      }
+    }
+    let detached = false;
+    let ended = false;
+    let attachment: { done: Promise<void>; detach(): void } | undefined;
+    let finish!: () => void;
+    const done = new Promise<void>((r) => (finish = r));
+    let pend: PendingAttach | undefined;
+    const handle: AttachHandle = {
+      done,
+      detach: () => {
+        if (ended) return;
+        ended = true;
+        if (pend) this.pending.get(c.id)?.delete(pend);
+        attachment?.detach();
+        finish();
+      },
+      get detached() {
+        return detached;
+      },
+      tty,
+      openStdin,
+    };
+    if (opts.stream === false || opts.signal?.aborted) {
+      ended = true;
+      finish();
+      return handle;
+    }
+    let stdin: NodeJS.ReadableStream | null = openStdin ? (streams.stdin ?? null) : null;
+    if (stdin && keys.length) {
+      const proxy = new EscapeProxy(keys, () => {
+        detached = true;
+        handle.detach();
+      });
+      stdin.pipe(proxy);
+      stdin = proxy;
+    }
+    const s: AttachStreams = { stdin, stdout: streams.stdout ?? null, stderr: streams.stderr ?? null };
+    const connect = (a: { done: Promise<void>; detach(): void } | undefined) => {
+      pend = undefined;
+      if (!a) return handle.detach();
+      attachment = a;
+      if (ended) a.detach();
+      void a.done.then(() => handle.detach());
+    };
+    opts.signal?.addEventListener('abort', () => handle.detach(), { once: true });
+    if (c.state.Running) {
+      connect(await cm.attach(c.id, s));
+      return handle;
+    }
+    pend = { streams: s, connect };
+    let set = this.pending.get(c.id);
+    if (!set) this.pending.set(c.id, (set = new Set()));
+    set.add(pend);
+    void this.watchPending(c.id);
+    return handle;
+  }
+
+  /**
+   * While attaches wait for a container to start: one started by another process (the CLI)
+   * is attached once seen running; one removed ends them.
+   */
+  private async watchPending(id: string): Promise<void> {
+    const cm = await this.manager();
+    while (this.pending.get(id)?.size) {
+      await napFor(this.stateChanges, id, 500);
+      const set = this.pending.get(id);
+      if (!set?.size) break;
+      const cur = cm.store.get(id);
+      if (cur && !(await cm.refresh(cur)).state.Running) continue;
+      this.pending.delete(id);
+      for (const p of set) {
+        if (!cur) p.connect(undefined);
+        else p.connect(await cm.attach(id, p.streams).catch(() => undefined));
+      }
+    }
+    if (this.pending.get(id)?.size === 0) this.pending.delete(id);
   }
 
   /** What attach needs to know before it connects. */
@@ -414,8 +747,54 @@ export class Containers {
     return { id: c.id, tty: !!c.config.Tty, openStdin: !!c.config.OpenStdin, running: c.state.Running };
   }
 
+  /** POST /containers/{id}/resize: the terminal size of a `-t` container. */
   async resize(ref: string, size: { height: number; width: number }): Promise<void> {
-    await (await this.manager()).resize(ref, size.height, size.width);
+    const cm = await this.manager();
+    const c = await cm.get(ref);
+    if (!c.state.Running) throw conflict('NOT_RUNNING', `Container ${c.id} is not running`);
+    await cm.resize(c.id, size.height, size.width);
+  }
+
+  /**
+   * GET /containers/{id}/stats: samples of the container's cgroup and network namespace in
+   * Docker's JSON, each with the previous one's CPU figures (precpu_stats). `stream`: one a
+   * second until the container is removed or the signal fires; else one — after a first
+   * sample a second earlier, so CPU % can be computed (as dockerd), or at once with `oneShot`.
+   */
+  async *stats(ref: string, opts: { stream?: boolean; oneShot?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<ContainerStats> {
+    const cm = await this.manager();
+    const c0 = await cm.get(ref);
+    const id = c0.id;
+    let prev: { read: string; cpu: CpuStats } | undefined;
+    const sample = async (): Promise<ContainerStats | undefined> => {
+      const cur = cm.store.get(id);
+      if (!cur) return undefined;
+      const c = await cm.refresh(cur);
+      const name = '/' + c.name;
+      if (!c.state.Running) {
+        prev = undefined;
+        return emptyStats(name, id);
+      }
+      const s = (await sampleStats({ name, id, cgroupsPath: cm.cgroupsPath(id), pid: c.state.Pid, network: c.hostConfig.NetworkMode !== 'host', ...(prev ? { prev } : {}) })) ?? emptyStats(name, id);
+      prev = s.read === ZERO_TIME ? undefined : { read: s.read, cpu: s.cpu_stats };
+      return s;
+    };
+    const pause = () => napFor(this.stateChanges, `\0never`, 1000, opts.signal);
+    if (!opts.stream) {
+      if (c0.state.Running && !opts.oneShot) {
+        await sample();
+        await pause();
+      }
+      const s = await sample();
+      if (s) yield s;
+      return;
+    }
+    while (!opts.signal?.aborted) {
+      const s = await sample();
+      if (!s) return;
+      yield s;
+      await pause();
+    }
   }
 
   // ------------------------------------------------------------------ exec
@@ -424,8 +803,16 @@ export class Containers {
   async createExec(ref: string, config: ExecConfig): Promise<{ Id: string }> {
     const c = await this.record(ref);
     if (!Array.isArray(config.Cmd) || config.Cmd.length === 0) throw invalidArgument('NO_EXEC_CMD', 'No exec command specified');
+    if (config.DetachKeys) parseDetachKeys(config.DetachKeys);
     if (!c.state.Running) throw conflict('NOT_RUNNING', `Container ${c.id} is not running`);
     if (c.state.Paused) throw conflict('CONTAINER_PAUSED', `Container ${c.id} is paused, unpause the container before exec`);
+    if (c.state.Restarting) throw conflict('CONTAINER_RESTARTING', `Container ${c.id} is restarting, wait until the container is running`);
+    // records of execs that ended a while ago, or whose container is gone, are dropped
+    const cm = await this.manager();
+    const now = Date.now();
+    for (const [k, e] of this.execs) {
+      if ((e.endedAt !== undefined && now - e.endedAt > EXEC_RECORD_TTL_MS) || !cm.store.get(e.containerId)) this.execs.delete(k);
+    }
     const id = randomBytes(32).toString('hex');
     this.execs.set(id, { id, containerId: c.id, config, running: false, exitCode: null, pid: 0 });
     return { Id: id };
@@ -437,33 +824,115 @@ export class Containers {
     return e;
   }
 
-  /** POST /exec/{id}/start: attached (streams) or detached; resolves with the exit code of an attached one. */
-  async startExec(id: string, opts: { detach?: boolean; streams?: AttachStreams; consoleSize?: { height: number; width: number }; signal?: AbortSignal } = {}): Promise<{ exitCode?: number }> {
+  /**
+   * POST /exec/{id}/start: attached (streams) or detached; resolves with the exit code of an
+   * attached one. The exec's stdin (AttachStdin) goes through its detach keys; a client that
+   * detaches or goes away (the signal) leaves the process running, and its exit code is
+   * still recorded for inspect.
+   */
+  async startExec(
+    id: string,
+    opts: { detach?: boolean; streams?: AttachStreams; consoleSize?: { height: number; width: number }; signal?: AbortSignal; onReady?: (e: { tty: boolean }) => void } = {},
+  ): Promise<{ exitCode?: number }> {
     const e = this.execRecord(id);
-    if (e.running || e.exitCode !== null) throw conflict('EXEC_STARTED', `Error: Exec command ${id} has already run`);
+    if (e.exitCode !== null) throw conflict('EXEC_STARTED', `Error: Exec command ${id} has already run`);
+    if (e.running) throw conflict('EXEC_RUNNING', `Error: Exec command ${id} is already running`);
+    const ctr = (await this.manager()).store.get(e.containerId);
+    if (!ctr || !ctr.state.Running) throw conflict('NOT_RUNNING', `Container ${e.containerId} is not running`);
     e.running = true;
-    try {
-      const cm = await this.manager();
-      const r = await cm.exec(e.containerId, {
-        args: e.config.Cmd,
-        env: e.config.Env ?? [],
-        ...(e.config.WorkingDir ? { workdir: e.config.WorkingDir } : {}),
-        ...(e.config.User ? { user: e.config.User } : {}),
-        tty: !!e.config.Tty,
-        privileged: !!e.config.Privileged,
-        detach: !!opts.detach,
-        streams: opts.streams ?? {},
-        ...(opts.consoleSize ? { consoleSize: opts.consoleSize } : {}),
-      });
-      if (r.exitCode !== undefined) e.exitCode = r.exitCode;
-      return r;
-    } finally {
-      if (!opts.detach) e.running = false;
+    opts.onReady?.({ tty: !!e.config.Tty });
+    const streams: AttachStreams = { ...(opts.streams ?? {}) };
+    let attachment: { detach(): void } | undefined;
+    let gone = false;
+    let left!: () => void;
+    const leftP = new Promise<void>((r) => (left = r));
+    const leave = () => {
+      gone = true;
+      attachment?.detach();
+      left();
+    };
+    if (streams.stdin && e.config.AttachStdin) {
+      const keys = parseDetachKeys(e.config.DetachKeys || DEFAULT_DETACH_KEYS);
+      if (keys.length) {
+        const proxy = new EscapeProxy(keys, leave);
+        streams.stdin.pipe(proxy);
+        streams.stdin = proxy;
+      }
+    } else streams.stdin = null;
+    opts.signal?.addEventListener('abort', leave, { once: true });
+    const size = opts.consoleSize ?? e.size;
+    const cm = await this.manager();
+    // the exec's own course: its exit code is recorded whether or not a client still listens
+    const run = (async () => {
+      try {
+        const r = await cm.exec(e.containerId, {
+          args: e.config.Cmd,
+          env: e.config.Env ?? [],
+          ...(e.config.WorkingDir ? { workdir: e.config.WorkingDir } : {}),
+          ...(e.config.User ? { user: e.config.User } : {}),
+          tty: !!e.config.Tty,
+          privileged: !!e.config.Privileged,
+          detach: !!opts.detach,
+          streams,
+          ...(size ? { consoleSize: size } : {}),
+          sizeWhenAttached: () => e.size ?? size,
+          execId: e.id,
+          onStarted: (pid) => (e.pid = pid),
+            onAttachment: (a) => {
+            attachment = a;
+            e.attached = true;
+            if (gone) a.detach();
+          },
+        });
+        if (r.pid) e.pid = r.pid;
+        if (opts.detach) e.detached = true;
+        if (r.exitCode !== undefined) {
+          e.exitCode = r.exitCode;
+          e.endedAt = Date.now();
+        }
+        return r.exitCode !== undefined ? { exitCode: r.exitCode } : {};
+      } catch (err) {
+        e.endedAt = Date.now();
+        if (e.exitCode === null) e.exitCode = (err as { exitCode?: number }).exitCode ?? 126;
+        throw err;
+      } finally {
+        if (!opts.detach) e.running = false;
+        opts.signal?.removeEventListener('abort', leave);
+      }
+    })();
+    // a client that detached (its keys) or went away is done at once; the exec runs on
+    const r = await Promise.race([run, leftP.then(() => undefined)]);
+    if (r === undefined) {
+      run.catch(() => {});
+      return {};
     }
+    return r;
   }
 
+  /** POST /exec/{id}/resize: the exec's terminal size (kept for its start when it has not run yet). */
+  async resizeExec(id: string, size: { height: number; width: number }): Promise<void> {
+    const e = this.execRecord(id);
+    if (!e.config.Tty) return;
+    // not connected yet: the size is applied when it is
+    e.size = size;
+    if (!e.running || !e.attached) return;
+    await (await this.manager()).resizeExec(e.containerId, e.id, size.height, size.width);
+  }
+
+  /** GET /exec/{id}/json */
   async inspectExec(id: string): Promise<ExecInspect> {
     const e = this.execRecord(id);
+    if (e.detached && e.running) {
+      const cm = await this.manager();
+      const code = await cm.execExit(e.containerId, e.id);
+      const ctr = cm.store.get(e.containerId);
+      const alive = ctr ? (await cm.refresh(ctr)).state.Running : false;
+      if (code !== undefined || !alive) {
+        e.running = false;
+        e.exitCode = code ?? e.exitCode;
+        e.endedAt = Date.now();
+      }
+    }
     return {
       ID: e.id,
       Running: e.running,
@@ -481,16 +950,19 @@ export class Containers {
 
   /** Runs a command in the container to its end and collects its output. */
   async exec(ref: string, cmd: string[], opts: Omit<ExecConfig, 'Cmd'> & { stdin?: Readable; signal?: AbortSignal } = {}): Promise<ExecResult> {
-    const { Id } = await this.createExec(ref, { ...opts, Cmd: cmd });
+    const { Id } = await this.createExec(ref, { ...opts, Cmd: cmd, ...(opts.stdin ? { AttachStdin: true } : {}) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const stdout = new PassThrough();
     const stderr = new PassThrough();
     stdout.on('data', (b: Buffer) => out.push(b));
     stderr.on('data', (b: Buffer) => err.push(b));
-    const r = await this.startExec(Id, { streams: { stdin: opts.stdin ?? null, stdout, stderr } });
-    this.execs.delete(Id);
-    return { exitCode: r.exitCode ?? -1, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
+    try {
+      const r = await this.startExec(Id, { streams: { stdin: opts.stdin ?? null, stdout, stderr }, ...(opts.signal ? { signal: opts.signal } : {}) });
+      return { exitCode: r.exitCode ?? -1, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
+    } finally {
+      this.execs.delete(Id);
+    }
   }
 
   // ------------------------------------------------------------------ inside
@@ -528,6 +1000,7 @@ export class Containers {
       changes: opts.changes ?? [],
       pause: opts.pause ?? true,
       ...(reference ? { reference } : {}),
+      ...(opts.config ? { config: opts.config as import('../oci/types.js').ContainerConfig } : {}),
     });
     return { Id: r.id };
   }
@@ -565,6 +1038,16 @@ export class Containers {
   async cleanup(id: string): Promise<void> {
     await (await this.manager()).cleanup(id);
   }
+}
+
+/** The warnings dockerd gives at create, in its words. */
+function createWarnings(body: ContainerCreateBody): string[] {
+  const h = body.HostConfig ?? {};
+  const out: string[] = [];
+  if (h.NetworkMode === 'host' && Object.keys(h.PortBindings ?? {}).length) out.push('Published ports are discarded when using host network mode');
+  if (h.Memory && !swapAccounting()) out.push('Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.');
+  if (h.OomKillDisable && !h.Memory) out.push('OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.');
+  return out;
 }
 
 function safeRegex(s: string): RegExp {

@@ -505,7 +505,7 @@ export class Core {
     return withChanges(this.snapshots.stack(c.snapshot), this.tmpDir, (dir, lowers) => overlayChanges(dir, lowers));
   }
 
-  async commit(container: string, opts: { author?: string; message?: string; changes?: string[]; pause?: boolean; reference?: string } = {}) {
+  async commit(container: string, opts: { author?: string; message?: string; changes?: string[]; pause?: boolean; reference?: string; config?: import('../oci/types.js').ContainerConfig } = {}) {
     await this.repair();
     const { commitContainer } = await import('../container/commit.js');
     return commitContainer({ images: this.images, snapshots: this.snapshots, containers: await this.containers(), tmpDir: this.tmpDir, space: this.space }, container, opts);

@@ -74,6 +74,43 @@ function portSpecs(pm: PortMap | null | undefined): string[] {
 
 const NETWORK_MODES = ['bridge', 'host', 'none', 'default'];
 
+/** The resources beyond Memory, NanoCpus and PidsLimit that a body sets (create and update). */
+export function resourceFields(h: HostConfig): Partial<InternalHostConfig> {
+  const o: Partial<InternalHostConfig> = {};
+  if (h.CpuShares) o.CpuShares = h.CpuShares;
+  if (h.CpuPeriod) o.CpuPeriod = h.CpuPeriod;
+  if (h.CpuQuota) o.CpuQuota = h.CpuQuota;
+  if (h.CpusetCpus) o.CpusetCpus = h.CpusetCpus;
+  if (h.CpusetMems) o.CpusetMems = h.CpusetMems;
+  if (h.MemoryReservation) o.MemoryReservation = h.MemoryReservation;
+  if (h.MemorySwap) o.MemorySwap = h.MemorySwap;
+  if (h.BlkioWeight) o.BlkioWeight = h.BlkioWeight;
+  return o;
+}
+
+/**
+ * The daemon's checks of resources (create and update), with its words: a CPU period and
+ * quota beside NanoCpus, ranges, a swap limit below the memory limit.
+ */
+export function checkResources(h: HostConfig, ncpu: number): void {
+  const memory = h.Memory ?? 0;
+  if (memory < 0) throw invalidArgument('INVALID_MEMORY', 'invalid memory limit');
+  if (memory !== 0 && memory < 6 * 1024 * 1024) throw invalidArgument('INVALID_MEMORY', 'Minimum memory limit allowed is 6MB');
+  const nano = h.NanoCpus ?? 0;
+  if (nano !== 0 && (h.CpuPeriod || h.CpuQuota)) throw invalidArgument('CONFLICTING_CPU', 'Conflicting options: Nano CPUs and CPU Period cannot both be set');
+  if (nano !== 0 && (nano < 0.01e9 || nano > ncpu * 1e9)) throw invalidArgument('INVALID_CPUS', `Range of CPUs is from 0.01 to ${ncpu}.00, as there are only ${ncpu} CPUs available`);
+  if (h.CpuPeriod && (h.CpuPeriod < 1000 || h.CpuPeriod > 1000000)) throw invalidArgument('INVALID_CPU_PERIOD', 'CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)');
+  if (h.CpuQuota && h.CpuQuota > 0 && h.CpuQuota < 1000) throw invalidArgument('INVALID_CPU_QUOTA', 'CPU cfs quota can not be less than 1ms (i.e. 1000)');
+  if (h.CpuShares !== undefined && h.CpuShares < 0) throw invalidArgument('INVALID_CPU_SHARES', 'invalid CPU shares: must be a positive number');
+  if (h.BlkioWeight && (h.BlkioWeight < 10 || h.BlkioWeight > 1000)) throw invalidArgument('INVALID_BLKIO_WEIGHT', 'Range of blkio weight is from 10 to 1000');
+  if (h.MemorySwap && h.MemorySwap > 0 && memory > 0 && h.MemorySwap < memory) throw invalidArgument('INVALID_MEMORY_SWAP', 'Minimum memoryswap limit should be larger than memory limit, see usage');
+  if (h.MemoryReservation && h.MemoryReservation < 0) throw invalidArgument('INVALID_MEMORY_RESERVATION', 'invalid memory reservation');
+  if (h.MemoryReservation && memory > 0 && h.MemoryReservation > memory) throw invalidArgument('INVALID_MEMORY_RESERVATION', 'Minimum memory limit can not be less than memory reservation limit, see usage');
+  for (const cpus of [h.CpusetCpus, h.CpusetMems]) {
+    if (cpus && !/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(cpus)) throw invalidArgument('INVALID_CPUSET', `Invalid value ${cpus} for cpuset cpus`);
+  }
+}
+
 /** Checks the body as the daemon does and turns it into the manager's request. */
 export function toCreateRequest(body: ContainerCreateBody, name: string | undefined): CreateRequest {
   if (!body || typeof body !== 'object') throw invalidArgument('INVALID_BODY', 'config cannot be empty in order to create a container');
@@ -116,13 +153,8 @@ export function toCreateRequest(body: ContainerCreateBody, name: string | undefi
           },
         };
   const memory = h.Memory ?? 0;
-  if (memory !== 0 && memory < 6 * 1024 * 1024) throw invalidArgument('INVALID_MEMORY', 'Minimum memory limit allowed is 6MB');
-  if (memory < 0) throw invalidArgument('INVALID_MEMORY', 'invalid memory limit');
   const nano = h.NanoCpus ?? 0;
-  const ncpu = availableParallelism();
-  if (nano !== 0 && (nano < 0.01e9 || nano > ncpu * 1e9)) {
-    throw invalidArgument('INVALID_CPUS', `Range of CPUs is from 0.01 to ${ncpu}.00, as there are only ${ncpu} CPUs available`);
-  }
+  checkResources(h, availableParallelism());
   const rp = h.RestartPolicy?.Name ?? '';
   if (!['', 'no', 'always', 'unless-stopped', 'on-failure'].includes(rp)) throw invalidArgument('INVALID_RESTART_POLICY', `invalid restart policy '${rp}'`);
   if ((h.RestartPolicy?.MaximumRetryCount ?? 0) < 0) throw invalidArgument('INVALID_RESTART_POLICY', 'maximum retry count cannot be negative');
@@ -146,6 +178,7 @@ export function toCreateRequest(body: ContainerCreateBody, name: string | undefi
     Memory: memory,
     NanoCpus: nano,
     PidsLimit: h.PidsLimit ?? 0,
+    ...resourceFields(h),
     Init: !!h.Init,
     AutoRemove: !!h.AutoRemove,
     Dns: h.Dns ?? [],

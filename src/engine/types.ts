@@ -360,6 +360,112 @@ export interface CommitOptions {
   signal?: AbortSignal;
 }
 
+/** POST /containers/{id}/update: the resources (zero means unchanged, as Docker's) and the restart policy. */
+export interface ContainerUpdateBody {
+  CpuShares?: number;
+  Memory?: number;
+  CgroupParent?: string;
+  BlkioWeight?: number;
+  CpuPeriod?: number;
+  CpuQuota?: number;
+  CpuRealtimePeriod?: number;
+  CpuRealtimeRuntime?: number;
+  CpusetCpus?: string;
+  CpusetMems?: string;
+  MemoryReservation?: number;
+  MemorySwap?: number;
+  MemorySwappiness?: number | null;
+  KernelMemory?: number;
+  NanoCpus?: number;
+  OomKillDisable?: boolean | null;
+  PidsLimit?: number | null;
+  RestartPolicy?: RestartPolicy;
+  [k: string]: unknown;
+}
+
+export interface ContainerUpdateResponse {
+  Warnings: string[];
+}
+
+/** attach's options (the query of POST /containers/{id}/attach) */
+export interface AttachOptions {
+  /** replay the container's log first */
+  logs?: boolean;
+  /** stay attached (default true); false: only the log */
+  stream?: boolean;
+  /** which output streams the log replay sends (default both) */
+  stdout?: boolean;
+  stderr?: boolean;
+  /** Docker's key list; default ctrl-p,ctrl-q; '' disables */
+  detachKeys?: string;
+  /** the client went away: detach */
+  signal?: AbortSignal;
+  /** called once the request is accepted, before anything is written (the API hijacks the connection then) */
+  onReady?: () => void;
+}
+
+/** An attached client: `done` when the stream ends (the container's output ended, or the client detached). */
+export interface AttachHandle {
+  done: Promise<void>;
+  /** ends the attachment (the container keeps running) */
+  detach: () => void;
+  /** whether it ended by the detach keys */
+  readonly detached: boolean;
+  tty: boolean;
+  openStdin: boolean;
+}
+
+export interface CpuStats {
+  cpu_usage: { total_usage: number; percpu_usage?: number[]; usage_in_kernelmode: number; usage_in_usermode: number };
+  system_cpu_usage?: number;
+  online_cpus?: number;
+  throttling_data: { periods: number; throttled_periods: number; throttled_time: number };
+}
+
+export interface BlkioStatEntry {
+  major: number;
+  minor: number;
+  op: string;
+  value: number;
+}
+
+export interface NetworkStats {
+  rx_bytes: number;
+  rx_packets: number;
+  rx_errors: number;
+  rx_dropped: number;
+  tx_bytes: number;
+  tx_packets: number;
+  tx_errors: number;
+  tx_dropped: number;
+}
+
+/** GET /containers/{id}/stats: Docker's StatsJSON */
+export interface ContainerStats {
+  /** RFC 3339 */
+  read: string;
+  preread: string;
+  pids_stats: { current?: number; limit?: number };
+  blkio_stats: {
+    io_service_bytes_recursive: BlkioStatEntry[] | null;
+    io_serviced_recursive: BlkioStatEntry[] | null;
+    io_queue_recursive: BlkioStatEntry[] | null;
+    io_service_time_recursive: BlkioStatEntry[] | null;
+    io_wait_time_recursive: BlkioStatEntry[] | null;
+    io_merged_recursive: BlkioStatEntry[] | null;
+    io_time_recursive: BlkioStatEntry[] | null;
+    sectors_recursive: BlkioStatEntry[] | null;
+  };
+  num_procs: number;
+  storage_stats: Record<string, never>;
+  cpu_stats: CpuStats;
+  precpu_stats: CpuStats;
+  memory_stats: { usage?: number; max_usage?: number; stats?: Record<string, number>; failcnt?: number; limit?: number };
+  name: string;
+  id: string;
+  networks?: Record<string, NetworkStats>;
+}
+
 export interface ContainerPruneResponse {
   ContainersDeleted: string[];
   SpaceReclaimed: number;

@@ -27,6 +27,10 @@ export interface ExecRequest {
   streams?: AttachStreams;
   /** called once attached and before the process starts (e.g. to set the terminal size) */
   onAttached?: (resize: (height: number, width: number) => Promise<void>) => void | Promise<void>;
+  /** called with the foreground attachment once connected (a front detaches it when its client goes away) */
+  onAttachment?: (a: Attachment) => void;
+  /** called with the host pid of the exec's process once it runs (before its exit, for a foreground exec) */
+  onStarted?: (pid: number) => void;
   conmonPath?: string;
   signal?: AbortSignal;
 }
@@ -66,6 +70,7 @@ export async function execInContainer(r: ExecRequest): Promise<ExecResult> {
       const ready = await s.attachPipe!.next(r.signal);
       if (!ready || ready.data < 0) return await failure(s, 'exec', r.containerId, ready);
       attachment = await attach(r.execDir, r.streams ?? {}, { signal: r.signal });
+      r.onAttachment?.(attachment);
       await r.onAttached?.((h, w) => resizeTerminal(r.execDir, h, w));
       s.start!.write('1');
     }
@@ -74,6 +79,7 @@ export async function execInContainer(r: ExecRequest): Promise<ExecResult> {
       attachment?.detach();
       return await failure(s, 'exec', r.containerId, started);
     }
+    r.onStarted?.(started.data);
     if (!foreground) return { pid: started.data };
     const ended = await s.sync.next(r.signal);
     let exitCode: number;

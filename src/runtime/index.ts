@@ -1,7 +1,7 @@
 /** The runtime module: OCI spec generation with Docker's defaults, runc/crun, conmon supervision, logs. */
 export type { Spec, Process, Mount, Linux, Resources, Seccomp, RuntimeState, Capabilities, Rlimit } from './types.js';
 export { OCI_VERSION } from './types.js';
-export { buildSpec, buildExecProcess, buildResources, parseSecurityOpts, findInit, prepareWorkdir, defaultRlimits } from './spec.js';
+export { buildSpec, buildExecProcess, buildResources, parseSecurityOpts, findInit, prepareWorkdir, defaultRlimits, swapAccounting } from './spec.js';
 export type { BuildSpecInput, BuiltSpec, RunOptions, ExecOptions, NetworkMode, Ulimit } from './spec.js';
 export { mergeContainerConfig, replaceOrAppendEnv, mergeEnv, commandLine, processEnv, checkWorkdir, DEFAULT_PATH } from './config.js';
 export type { ConfigOverrides } from './config.js';
@@ -24,4 +24,6 @@ export type { AttachStreams, Attachment } from './attach.js';
 export { readLogs, readRecords, tailOffset, toUtc } from './logs.js';
 export type { LogLine, LogRecord, ReadLogsOptions } from './logs.js';
 export { imageVolumes } from './volumes.js';
+export { readCgroupStats, systemCpuUsage, netnsCounters, cgroupVersion } from './cgroup.js';
+export type { CgroupStats, BlkioEntry, NetCounters } from './cgroup.js';
 export type { ImageVolume } from './volumes.js';

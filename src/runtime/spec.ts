@@ -48,6 +48,18 @@ export interface RunOptions extends ConfigOverrides {
   cpus?: number;
   /** `--pids-limit` (≤ 0: unlimited) */
   pidsLimit?: number;
+  /** `--cpu-shares` (relative weight) */
+  cpuShares?: number;
+  /** `--cpu-period` / `--cpu-quota`, microseconds (instead of `cpus`) */
+  cpuPeriod?: number;
+  cpuQuota?: number;
+  /** `--cpuset-cpus`, `--cpuset-mems` */
+  cpusetCpus?: string;
+  cpusetMems?: string;
+  /** `--memory-reservation`, bytes (soft limit) */
+  memoryReservation?: number;
+  /** `--blkio-weight` (10 to 1000) */
+  blkioWeight?: number;
   /** `--shm-size`, bytes (default 64 MiB) */
   shmSize?: number;
   mounts?: MountInput[];
@@ -154,7 +166,7 @@ export function defaultRlimits(ulimits: readonly Ulimit[] = []): Rlimit[] {
   return [...out.values()];
 }
 
-function swapAccounting(): boolean {
+export function swapAccounting(): boolean {
   return existsSync('/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes') || existsSync('/sys/fs/cgroup/cgroup.controllers');
 }
 
@@ -174,6 +186,13 @@ export function buildResources(o: RunOptions): Resources {
     r.cpu = { quota: Math.round(o.cpus * 100000), period: 100000 };
   }
   if (o.pidsLimit !== undefined && o.pidsLimit > 0) r.pids = { limit: o.pidsLimit };
+  if (o.cpuShares) (r.cpu ??= {}).shares = o.cpuShares;
+  if (o.cpuQuota && !r.cpu?.quota) Object.assign((r.cpu ??= {}), { quota: o.cpuQuota, period: o.cpuPeriod || 100000 });
+  else if (o.cpuPeriod && !r.cpu?.quota) (r.cpu ??= {}).period = o.cpuPeriod;
+  if (o.cpusetCpus) (r.cpu ??= {}).cpus = o.cpusetCpus;
+  if (o.cpusetMems) (r.cpu ??= {}).mems = o.cpusetMems;
+  if (o.memoryReservation) (r.memory ??= {}).reservation = o.memoryReservation;
+  if (o.blkioWeight) r.blockIO = { weight: o.blkioWeight };
   return r;
 }
 

@@ -6,6 +6,8 @@ import { buildRoutes } from './build.js';
 import { imageRoutes } from './images.js';
 import { systemRoutes } from './system.js';
 import { volumeRoutes } from './volumes.js';
+import { containerRoutes } from './containers.js';
+import { execRoutes } from './exec.js';
 
 export function apiRouter(engine: Engine): Router {
   const r = new Router(engine);
@@ -14,5 +16,7 @@ export function apiRouter(engine: Engine): Router {
   imageRoutes(r);
   volumeRoutes(r);
   buildRoutes(r);
+  containerRoutes(r);
+  execRoutes(r);
   return r;
 }
