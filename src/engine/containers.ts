@@ -6,7 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
-import { conflict, invalidArgument, notFound } from '../errors/index.js';
+import { conflict, invalidArgument, notFound, unsupported } from '../errors/index.js';
+import { checkRestartPolicy } from './createbody.js';
+import { runHealthMonitor } from './health.js';
 import type { ContainerManager } from '../container/manager.js';
 import type { ContainerRecord } from '../container/types.js';
 import type { NetworkAttachment } from '../network/index.js';
@@ -24,6 +26,8 @@ import type {
   ContainerListOptions,
   ContainerPruneResponse,
   ContainerSummary,
+  ContainerUpdateBody,
+  ContainerUpdateResponse,
   ExecConfig,
   ExecInspect,
   ExecResult,
@@ -56,12 +60,13 @@ export function humanDuration(ms: number): string {
   return `${Math.floor(ms / 3600000 / 24 / 365)} years`;
 }
 
-/** Docker's STATUS text: "Up 5 minutes", "Up 2 seconds (Paused)", "Exited (0) 3 hours ago", "Created". */
-export function statusText(c: ContainerRecord, nowMs = Date.now()): string {
+/** Docker's STATUS text: "Up 5 minutes", "Up 2 seconds (Paused)", "Up 1 second (healthy)", "Exited (0) 3 hours ago", "Created". */
+export function statusText(c: ContainerRecord, nowMs = Date.now(), health?: { Status: string }): string {
   const s = c.state;
   const ago = (iso: string) => humanDuration(nowMs - Date.parse(iso));
   switch (s.Status) {
     case 'running':
+      if (health) return `Up ${ago(s.StartedAt)} (${health.Status === 'starting' ? 'health: starting' : health.Status})`;
       return `Up ${ago(s.StartedAt)}`;
     case 'paused':
       return `Up ${ago(s.StartedAt)} (Paused)`;
@@ -198,7 +203,7 @@ export class Containers {
       Labels: c.config.Labels ?? {},
       // a record still being created is not a container yet for anyone but its creator
       State: c.state.Status === 'creating' ? 'created' : c.state.Status,
-      Status: statusText(c),
+      Status: statusText(c, Date.now(), cm.health(c)),
       HostConfig: { NetworkMode: c.hostConfig.NetworkMode === 'bridge' ? 'default' : c.hostConfig.NetworkMode },
       NetworkSettings: {
         Networks: net?.ipAddress
@@ -238,6 +243,9 @@ export class Containers {
   async list(opts: ContainerListOptions = {}): Promise<ContainerSummary[]> {
     const f: Filters = opts.filters ?? {};
     acceptFilters(f, ['id', 'name', 'label', 'status', 'exited', 'ancestor', 'before', 'since', 'volume', 'network', 'publish', 'expose', 'health', 'is-task', 'isolation']);
+    for (const h of f.health ?? []) {
+      if (!['starting', 'healthy', 'unhealthy', 'none'].includes(h)) throw invalidArgument('INVALID_FILTER', `Unrecognised filter value for health: ${h}`);
+    }
     for (const s of f.status ?? []) {
       if (!['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'].includes(s)) throw invalidArgument('INVALID_FILTER', `Invalid filter 'status=${s}'`);
     }
@@ -245,7 +253,8 @@ export class Containers {
     const cm = await this.manager();
     let list = await cm.list();
     const all = opts.all || (opts.limit !== undefined && opts.limit > 0) || (f.status?.length ?? 0) > 0 || (f.exited?.length ?? 0) > 0;
-    if (!all) list = list.filter((c) => c.state.Running);
+    // a container waiting to restart counts as running, as Docker's
+    if (!all) list = list.filter((c) => c.state.Running || c.state.Status === 'restarting');
     const createdOf = (ref: string) => {
       const c = cm.store.resolve(ref);
       return Date.parse(c.created);
@@ -273,6 +282,7 @@ export class Containers {
       if (!any('volume', (v) => c.hostConfig.Mounts.some((m) => m.Source === v || m.Target === v))) return false;
       if (!any('network', (v) => v === c.hostConfig.NetworkMode || (v === 'bridge' && c.hostConfig.NetworkMode === 'bridge'))) return false;
       if (!any('expose', (v) => Object.keys(c.config.ExposedPorts ?? {}).includes(v.includes('/') ? v : `${v}/tcp`))) return false;
+      if (!any('health', (v) => v === (cm.health(c)?.Status ?? 'none'))) return false;
       return true;
     });
     if (opts.limit !== undefined && opts.limit > 0) list = list.slice(0, opts.limit);
@@ -314,7 +324,28 @@ export class Containers {
   async restart(ref: string, opts: { timeout?: number } = {}): Promise<void> {
     const cm = await this.manager();
     await cm.stop(ref, opts.timeout);
-    await cm.start(ref);
+    const { c } = await cm.start(ref);
+    cm.event(c, 'restart');
+  }
+
+  /**
+   * POST /containers/{id}/update. The restart policy (checked as at create; it applies from
+   * the next exit on) is done here; the resource limits are the container-endpoints part.
+   */
+  async update(ref: string, body: ContainerUpdateBody): Promise<ContainerUpdateResponse> {
+    const cm = await this.manager();
+    const c = await cm.get(ref);
+    const { RestartPolicy, ...resources } = body ?? {};
+    const set = Object.entries(resources).filter(([, v]) => v !== undefined && v !== null && v !== 0 && v !== '' && !(Array.isArray(v) && v.length === 0));
+    if (set.length) throw unsupported('UPDATE_RESOURCES', `updating ${set.map(([k]) => k).join(', ')} is not supported yet`, { hint: 'only the restart policy can be updated' });
+    let updated = c;
+    // dockerd: an empty name (what the docker CLI sends without --restart) leaves it as it is
+    if (RestartPolicy?.Name) {
+      checkRestartPolicy(RestartPolicy);
+      updated = await cm.updateRestartPolicy(c.id, RestartPolicy);
+    }
+    cm.event(updated, 'update');
+    return { Warnings: [] };
   }
 
   async kill(ref: string, opts: { signal?: string } = {}): Promise<void> {
@@ -338,8 +369,9 @@ export class Containers {
     const cm = await this.manager();
     const c = await cm.get(ref);
     const condition = opts.condition ?? 'not-running';
-    if (condition === 'not-running' && !c.state.Running) return { StatusCode: c.state.ExitCode, Error: null };
-    const code = c.state.Running ? await cm.wait(c.id) : c.state.ExitCode;
+    const running = c.state.Running || c.state.Status === 'restarting';
+    if (condition === 'not-running' && !running) return { StatusCode: c.state.ExitCode, Error: null };
+    const code = running ? await cm.wait(c.id) : c.state.ExitCode;
     if (condition === 'removed') {
       while (cm.store.get(c.id)) {
         if (opts.signal?.aborted) break;
@@ -365,7 +397,7 @@ export class Containers {
     const deleted: string[] = [];
     let reclaimed = 0;
     for (const c of await cm.list()) {
-      if (c.state.Running) continue;
+      if (c.state.Running || c.state.Status === 'restarting') continue;
       if (f.label?.length && !f.label.every((l) => labelMatch(c.config.Labels, l))) continue;
       let size = 0;
       try {
@@ -420,8 +452,10 @@ export class Containers {
     if (!Array.isArray(config.Cmd) || config.Cmd.length === 0) throw invalidArgument('NO_EXEC_CMD', 'No exec command specified');
     if (!c.state.Running) throw conflict('NOT_RUNNING', `Container ${c.id} is not running`);
     if (c.state.Paused) throw conflict('CONTAINER_PAUSED', `Container ${c.id} is paused, unpause the container before exec`);
+    if (c.state.Status === 'restarting') throw conflict('CONTAINER_RESTARTING', `Container ${c.id} is restarting, wait until the container is running`);
     const id = randomBytes(32).toString('hex');
     this.execs.set(id, { id, containerId: c.id, config, running: false, exitCode: null, pid: 0 });
+    (await this.manager()).event(c, `exec_create: ${execLine(config.Cmd)}`, { execID: id });
     return { Id: id };
   }
 
@@ -438,7 +472,11 @@ export class Containers {
     e.running = true;
     try {
       const cm = await this.manager();
+      const c = await cm.get(e.containerId);
+      cm.event(c, `exec_start: ${execLine(e.config.Cmd)}`, { execID: id });
       const r = await cm.exec(e.containerId, {
+        onStarted: (pid) => (e.pid = pid),
+        ...(opts.signal ? { signal: opts.signal } : {}),
         args: e.config.Cmd,
         env: e.config.Env ?? [],
         ...(e.config.WorkingDir ? { workdir: e.config.WorkingDir } : {}),
@@ -449,7 +487,10 @@ export class Containers {
         streams: opts.streams ?? {},
         ...(opts.consoleSize ? { consoleSize: opts.consoleSize } : {}),
       });
-      if (r.exitCode !== undefined) e.exitCode = r.exitCode;
+      if (r.exitCode !== undefined) {
+        e.exitCode = r.exitCode;
+        cm.event(c, 'exec_die', { execID: id, exitCode: String(r.exitCode) });
+      }
       return r;
     } finally {
       if (!opts.detach) e.running = false;
@@ -473,17 +514,27 @@ export class Containers {
     };
   }
 
-  /** Runs a command in the container to its end and collects its output. */
+  /**
+   * Runs a command in the container to its end and collects its output. Aborting the
+   * signal kills the command (SIGKILL); the result then has its exit code (137).
+   */
   async exec(ref: string, cmd: string[], opts: Omit<ExecConfig, 'Cmd'> & { stdin?: Readable; signal?: AbortSignal } = {}): Promise<ExecResult> {
-    const { Id } = await this.createExec(ref, { ...opts, Cmd: cmd });
+    const { stdin: _stdin, signal: _signal, ...config } = opts;
+    void _stdin;
+    void _signal;
+    const { Id } = await this.createExec(ref, { ...config, Cmd: cmd });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const stdout = new PassThrough();
     const stderr = new PassThrough();
     stdout.on('data', (b: Buffer) => out.push(b));
     stderr.on('data', (b: Buffer) => err.push(b));
-    const r = await this.startExec(Id, { streams: { stdin: opts.stdin ?? null, stdout, stderr } });
-    this.execs.delete(Id);
+    let r: { exitCode?: number };
+    try {
+      r = await this.startExec(Id, { streams: { stdin: opts.stdin ?? null, stdout, stderr }, ...(opts.signal ? { signal: opts.signal } : {}) });
+    } finally {
+      this.execs.delete(Id);
+    }
     return { exitCode: r.exitCode ?? -1, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
   }
 
@@ -559,6 +610,58 @@ export class Containers {
   async cleanup(id: string): Promise<void> {
     await (await this.manager()).cleanup(id);
   }
+
+  /**
+   * conmon's exit hook, after cleanup: a container whose restart policy restarts it is
+   * started again once its back-off is over (this waits for it; nothing when it was
+   * stopped, removed or started meanwhile).
+   */
+  async restartPending(id: string): Promise<void> {
+    await (await this.manager()).runPendingRestart(id);
+  }
+
+  /**
+   * What dockerd does at boot, for `serve` when it starts: starts the containers whose
+   * restart policy says so (always; unless-stopped unless stopped by hand; on-failure after
+   * a failure) — after a reboot, or whenever they are stopped — and gives running
+   * containers with a healthcheck a monitor again where theirs is gone. Returns what it
+   * started and the errors of what it could not.
+   */
+  async restore(): Promise<{ started: string[]; failed: { id: string; error: string }[]; monitored: string[] }> {
+    await this.core.repair();
+    const cm = await this.manager();
+    const started: string[] = [];
+    const failed: { id: string; error: string }[] = [];
+    for (const id of await cm.restartCandidates()) {
+      try {
+        await cm.start(id);
+        started.push(id);
+      } catch (e) {
+        failed.push({ id, error: (e as Error).message });
+      }
+    }
+    const monitored: string[] = [];
+    for (const c of await cm.unmonitored()) {
+      await cm.resumeHealthMonitor(c.id).then(
+        () => monitored.push(c.id),
+        () => {},
+      );
+    }
+    return { started, failed, monitored };
+  }
+
+  /**
+   * The health monitor of one run of a container (health-monitor.ts, a process of its own):
+   * Docker's probes, every Interval, until the container stops or starts anew.
+   */
+  async monitorHealth(id: string, startedAt: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    await runHealthMonitor({ manager: await this.manager(), exec: (cmd, o) => this.exec(id, cmd, o) }, id, startedAt, opts);
+  }
+}
+
+/** Docker's exec event wording: "exec_create: sh -c ls" (the entrypoint, a space, the arguments). */
+function execLine(cmd: string[]): string {
+  return `${cmd[0] ?? ''} ${cmd.slice(1).join(' ')}`;
 }
 
 function safeRegex(s: string): RegExp {

@@ -155,6 +155,7 @@ export class Images {
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
       const fam = r.ref.digest ? `${r.ref.familiarName}@${r.ref.digest}` : r.ref.familiarString();
+      this.core.imageEvent(fam, r.ref.familiarName, 'pull', r.id);
       emit({ status: r.upToDate ? `Status: Image is up to date for ${fam}` : `Status: Downloaded newer image for ${fam}` });
       return { reference: r.ref.toString(), id: r.id, digest: r.digest, upToDate: r.upToDate };
     });
@@ -199,7 +200,11 @@ export class Images {
         ...(opts.compression ? { compression: opts.compression } : {}),
         onEvent: (e) => {
           for (const m of pushMessage(e)) emit(m);
-          if (e.type === 'pushed') last = { tag: e.tag, digest: e.digest, size: e.size };
+          if (e.type === 'pushed') {
+            last = { tag: e.tag, digest: e.digest, size: e.size };
+            const repo = parseReference(name).familiarName;
+            this.core.imageEvent(`${repo}:${e.tag}`, repo, 'push', `${repo}:${e.tag}`);
+          }
         },
         ...(opts.signal ? { signal: opts.signal } : {}),
       });

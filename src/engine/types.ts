@@ -360,6 +360,46 @@ export interface CommitOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * POST /containers/{id}/update: the restart policy and the resource limits (the fields of
+ * HostConfig's Resources). The restart policy applies from the next exit on.
+ */
+export interface ContainerUpdateBody extends Pick<
+  HostConfig,
+  | 'CpuShares'
+  | 'Memory'
+  | 'CgroupParent'
+  | 'BlkioWeight'
+  | 'CpuPeriod'
+  | 'CpuQuota'
+  | 'CpusetCpus'
+  | 'CpusetMems'
+  | 'Devices'
+  | 'DeviceCgroupRules'
+  | 'MemoryReservation'
+  | 'MemorySwap'
+  | 'MemorySwappiness'
+  | 'NanoCpus'
+  | 'OomKillDisable'
+  | 'Init'
+  | 'PidsLimit'
+  | 'Ulimits'
+> {
+  RestartPolicy?: RestartPolicy;
+  KernelMemory?: number;
+  CpuRealtimePeriod?: number;
+  CpuRealtimeRuntime?: number;
+  BlkioWeightDevice?: unknown[] | null;
+  BlkioDeviceReadBps?: unknown[] | null;
+  BlkioDeviceWriteBps?: unknown[] | null;
+  BlkioDeviceReadIOps?: unknown[] | null;
+  BlkioDeviceWriteIOps?: unknown[] | null;
+}
+
+export interface ContainerUpdateResponse {
+  Warnings: string[];
+}
+
 export interface ContainerPruneResponse {
   ContainersDeleted: string[];
   SpaceReclaimed: number;

@@ -27,6 +27,8 @@ export interface ExecRequest {
   streams?: AttachStreams;
   /** called once attached and before the process starts (e.g. to set the terminal size) */
   onAttached?: (resize: (height: number, width: number) => Promise<void>) => void | Promise<void>;
+  /** called with the host pid of the process once it runs */
+  onStarted?: (pid: number) => void;
   conmonPath?: string;
   signal?: AbortSignal;
 }
@@ -74,6 +76,7 @@ export async function execInContainer(r: ExecRequest): Promise<ExecResult> {
       attachment?.detach();
       return await failure(s, 'exec', r.containerId, started);
     }
+    r.onStarted?.(started.data);
     if (!foreground) return { pid: started.data };
     const ended = await s.sync.next(r.signal);
     let exitCode: number;
