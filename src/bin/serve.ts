@@ -85,6 +85,15 @@ export const serveCmd = command({
       throw e;
     }
     for (const a of server.addresses) ctx.err.write(`API listen on ${a}\n`);
+    // as dockerd at boot: the containers whose restart policy says so come back (meanwhile
+    // the API answers already)
+    void engine.containers.restore().then(
+      (r) => {
+        for (const id of r.started) ctx.err.write(`Restarted container ${id.slice(0, 12)} (restart policy)\n`);
+        for (const f of r.failed) ctx.err.write(`Warning: cannot restart container ${f.id.slice(0, 12)}: ${f.error}\n`);
+      },
+      (e: unknown) => ctx.err.write(`Warning: restoring containers failed: ${(e as Error).message}\n`),
+    );
     await new Promise<void>((resolve) => {
       const stop = () => {
         process.off('SIGTERM', stop);

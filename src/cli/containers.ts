@@ -8,7 +8,7 @@ import { ExitError, type Ctx } from './ctx.js';
 import { flag, type FlagValues } from './flags.js';
 import { formatRows, goTime, humanSize, since, table } from './format.js';
 import { modeFor, renderOp } from './render.js';
-import { createFlags, runFlags, toCreateBody, readEnvFile } from './runopts.js';
+import { createFlags, runFlags, toCreateBody as createBody, readEnvFile, CreateFlagsError } from './runopts.js';
 import { printInspect } from './inspect.js';
 
 function terminalSize(): { height: number; width: number } | undefined {
@@ -45,6 +45,16 @@ export async function each(names: string[], fn: (n: string) => Promise<void>): P
     }
   }
   if (failed) throw new ExitError(1);
+}
+
+/** The create body of a run/create line; what the docker CLI refuses itself ends it with 125, as Docker's. */
+function toCreateBody(ctx: Ctx, ...a: Parameters<typeof createBody>): ReturnType<typeof createBody> {
+  try {
+    return createBody(...a);
+  } catch (e) {
+    if (e instanceof CreateFlagsError) throw new ExitError(125, `layerbox: ${e.message}.\nSee '${ctx.commandPath} --help'.`);
+    throw e;
+  }
 }
 
 /** Errors before the container runs: Docker's `run`/`create` exit 125 (126/127 for an unrunnable command). */
@@ -115,7 +125,7 @@ const create = command({
   args: { min: 1 },
   interspersed: false,
   async run(ctx, [image, ...args], f) {
-    const body = toCreateBody(image!, args, f);
+    const body = toCreateBody(ctx, image!, args, f);
     const engine = await ctx.engine();
     if (f.cidfile && existsSync(f.cidfile)) throw new ExitError(125, `layerbox: Container ID file found, make sure the other container isn't running or delete ${f.cidfile}.\nSee '${ctx.commandPath} --help'.`);
     try {
@@ -140,7 +150,7 @@ const run = command({
   async run(ctx, [image, ...args], f) {
     if (f.detach && f.attach.length) throw new ExitError(1, 'Conflicting options: -a and -d');
     if (f.rm && f.restart && f.restart.Name !== '' && f.restart.Name !== 'no') throw new ExitError(1, 'Conflicting options: --restart and --rm');
-    const body = toCreateBody(image!, args, f);
+    const body = toCreateBody(ctx, image!, args, f);
     // Docker checks for a terminal only when it attaches stdin (not with -d)
     if (!f.detach && body.Tty && body.AttachStdin && !process.stdin.isTTY) throw new ExitError(1, 'the input device is not a TTY');
     const engine = await ctx.engine();

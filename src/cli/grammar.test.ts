@@ -147,6 +147,11 @@ const CREATE_LINES: string[][] = [
   ['run', '--net=host', '--cap-add', 'NET_ADMIN', '--cap-add=SYS_TIME', '--cap-drop', 'MKNOD', '--security-opt', 'no-new-privileges', '--read-only', '--init', '--privileged=false', 'busybox'],
   ['run', '--init=false', '--ulimit', 'nofile=1024:2048', '--ulimit', 'nproc=100', '--sysctl', 'net.ipv4.ip_forward=1', '--group-add', '10', '--group-add=audio', '--stop-signal', 'SIGINT', '--stop-timeout', '5', 'busybox'],
   ['run', '--hostname', 'h1', '--domainname', 'example.org', '--user', 'nobody', '--workdir', '/w', 'busybox'],
+  // healthchecks: Config.Healthcheck (durations in nanoseconds)
+  ['run', '-d', '--health-cmd', 'wget -q -O- localhost || exit 1', '--health-interval', '1m30s', '--health-timeout=500ms', '--health-retries', '5', '--health-start-period', '2s', 'busybox'],
+  ['create', '--health-interval=10s', 'busybox'],
+  ['create', '--health-cmd=true', '--restart', 'unless-stopped', 'busybox'],
+  ['run', '--no-healthcheck', '--restart=on-failure', 'busybox'],
 ];
 
 test('run and create lines parse to the create body the docker CLI sends', async () => {

@@ -17,6 +17,7 @@ import { registryCommands, pull, push } from './registry.js';
 import { systemCommands, systemGroup } from './system.js';
 import { ramInBytes } from './units.js';
 import { volumeGroup } from './volumes.js';
+import { events, update } from './events.js';
 
 const globalFlags = {
   root: flag.string('root', '', 'Root of the store (default $LAYERBOX_ROOT or /var/lib/layerbox)'),
@@ -50,8 +51,8 @@ root = command({
   short: "A container engine that implements Docker's layered images: content store, overlay snapshots, registries, containers, commit.",
   flags: globalFlags,
   commands: [
-    ...[builderGroup, completion, containerGroup, imageGroup([analyze, build, pull, push]), networkGroup, systemGroup, volumeGroup],
-    ...[build, ...containerCommands, ...imageCommands, ...registryCommands, ...systemCommands].sort((a, b) => a.name.localeCompare(b.name)),
+    ...[builderGroup, completion, { ...containerGroup, commands: [...containerGroup.commands!, update].sort((a, b) => a.name.localeCompare(b.name)) }, imageGroup([analyze, build, pull, push]), networkGroup, { ...systemGroup, commands: [...systemGroup.commands!, events].sort((a, b) => a.name.localeCompare(b.name)) }, volumeGroup],
+    ...[build, events, update, ...containerCommands, ...imageCommands, ...registryCommands, ...systemCommands].sort((a, b) => a.name.localeCompare(b.name)),
   ],
   async run(ctx, _args, o) {
     if (o.version) {

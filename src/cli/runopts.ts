@@ -10,9 +10,11 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { invalidArgument } from '../errors/index.js';
-import { parsePortSpecs, type ContainerCreateBody, type HostConfig, type Mount } from '../engine/index.js';
+import { parsePortSpecs, type ContainerCreateBody, type HealthConfig, type HostConfig, type Mount } from '../engine/index.js';
 import { flag, FlagValueError, type FlagValues } from './flags.js';
-import { nanoCpus, ramInBytes, restartPolicy } from './units.js';
+import { goDuration, nanoCpus, ramInBytes, restartPolicy } from './units.js';
+
+const duration = (name: string, usage: string) => flag.value(name, '', usage, { typeName: 'duration', defaultText: '0s', parse: goDuration });
 
 const bytes = (name: string, short: string, usage: string) => flag.value(name, short, usage, { typeName: 'bytes', parse: ramInBytes });
 
@@ -142,6 +144,11 @@ export function createFlags() {
     envFile: flag.list('env-file', '', 'Read in a file of environment variables'),
     expose: flag.list('expose', '', 'Expose a port or a range of ports'),
     groupAdd: flag.list('group-add', '', 'Add additional groups to join'),
+    healthCmd: flag.string('health-cmd', '', 'Command to run to check health'),
+    healthInterval: duration('health-interval', 'Time between running the check (ms|s|m|h) (default 0s)'),
+    healthRetries: flag.int('health-retries', '', 'Consecutive failures needed to report unhealthy'),
+    healthStartPeriod: duration('health-start-period', 'Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)'),
+    healthTimeout: duration('health-timeout', 'Maximum time to allow one check to run (ms|s|m|h) (default 0s)'),
     hostname: flag.string('hostname', 'h', 'Container host name'),
     init: flag.bool('init', '', 'Run an init inside the container that forwards signals and reaps processes'),
     interactive: flag.bool('interactive', 'i', 'Keep STDIN open even if not attached'),
@@ -151,6 +158,7 @@ export function createFlags() {
     mount: flag.values('mount', '', 'Attach a filesystem mount to the container', { typeName: 'mount', parse: parseMount }),
     name: flag.string('name', '', 'Assign a name to the container'),
     network: flag.string('network', '', 'Connect a container to a network', { typeName: 'network', default: 'default' }),
+    noHealthcheck: flag.bool('no-healthcheck', '', 'Disable any container-specified HEALTHCHECK'),
     net: flag.string('net', '', 'Connect a container to a network', { hidden: true }),
     networkAlias: flag.list('network-alias', '', 'Add network-scoped alias for the container'),
     netAlias: flag.list('net-alias', '', 'Add network-scoped alias for the container', { hidden: true }),
@@ -253,6 +261,29 @@ function kvMap(list: string[]): Record<string, string> {
   return out;
 }
 
+/** A run/create line the docker CLI refuses before it asks the daemon (its exit code is 125). */
+export class CreateFlagsError extends Error {}
+
+/** The docker CLI's Healthcheck from the --health-* flags (and --no-healthcheck). */
+export function healthConfigOf(f: CreateFlagValues): HealthConfig | undefined {
+  const cmd = f.healthCmd ?? '';
+  const interval = f.healthInterval ?? 0;
+  const timeout = f.healthTimeout ?? 0;
+  const startPeriod = f.healthStartPeriod ?? 0;
+  const retries = f.healthRetries ?? 0;
+  const any = cmd !== '' || interval !== 0 || timeout !== 0 || startPeriod !== 0 || retries !== 0;
+  if (f.noHealthcheck) {
+    if (any) throw new CreateFlagsError('--no-healthcheck conflicts with --health-* options');
+    return { Test: ['NONE'] };
+  }
+  if (!any) return undefined;
+  if (interval < 0) throw new CreateFlagsError('--health-interval cannot be negative');
+  if (timeout < 0) throw new CreateFlagsError('--health-timeout cannot be negative');
+  if (retries < 0) throw new CreateFlagsError('--health-retries cannot be negative');
+  if (startPeriod < 0) throw new CreateFlagsError('--health-start-period cannot be negative');
+  return { ...(cmd ? { Test: ['CMD-SHELL', cmd] } : {}), Interval: interval, Timeout: timeout, StartPeriod: startPeriod, Retries: retries };
+}
+
 /** The create body the docker CLI sends for these flags, image and command. */
 export function toCreateBody(image: string, args: string[], f: CreateFlagValues & { detach?: boolean }): ContainerCreateBody {
   const attach = new Set(f.attach);
@@ -264,6 +295,7 @@ export function toCreateBody(image: string, args: string[], f: CreateFlagValues 
     attachStdout = true;
     attachStderr = true;
   }
+  const health = healthConfigOf(f);
   const ports = parsePortSpecs(f.publish, f.expose);
   const binds: string[] = [];
   const volumes: Record<string, object> = {};
@@ -360,6 +392,7 @@ export function toCreateBody(image: string, args: string[], f: CreateFlagValues 
     Labels: labels,
     ...(f.changed.has('stopSignal') ? { StopSignal: f.stopSignal } : {}),
     ...(f.changed.has('stopTimeout') ? { StopTimeout: f.stopTimeout } : {}),
+    ...(health ? { Healthcheck: health } : {}),
     HostConfig: hc,
     NetworkingConfig: { EndpointsConfig: endpointsConfig(network, [...f.networkAlias, ...f.netAlias], f.ip, `layerbox ${'sigProxy' in f ? 'run' : 'create'}`) },
   };

@@ -33,7 +33,7 @@ function networkSettings(c: ContainerRecord, net: NetworkAttachment | undefined,
   };
 }
 
-export function inspectContainer(c: ContainerRecord, extra: { rootfs: string; upper?: string; lowers?: string[]; logPath: string; net?: NetworkAttachment; mounts: { Type: string; Name?: string; Source: string; Destination: string; RW: boolean }[] }): Record<string, unknown> {
+export function inspectContainer(c: ContainerRecord, extra: { rootfs: string; upper?: string; lowers?: string[]; logPath: string; net?: NetworkAttachment; mounts: { Type: string; Name?: string; Source: string; Destination: string; RW: boolean }[]; health?: unknown }): Record<string, unknown> {
   const net = extra.net;
   const ports: Record<string, { HostIp: string; HostPort: string }[] | null> = {};
   for (const e of Object.keys(c.config.ExposedPorts ?? {})) ports[e] = null;
@@ -46,9 +46,10 @@ export function inspectContainer(c: ContainerRecord, extra: { rootfs: string; up
     Args: [...(c.config.Entrypoint ?? []), ...(c.config.Cmd ?? [])].slice(1),
     State: {
       Status: s.Status,
-      Running: s.Running,
+      // Docker: a container waiting to restart counts as running
+      Running: s.Running || s.Status === 'restarting',
       Paused: s.Paused,
-      Restarting: s.Restarting,
+      Restarting: s.Status === 'restarting',
       OOMKilled: s.OOMKilled,
       Dead: s.Dead,
       Pid: s.Pid,
@@ -56,6 +57,7 @@ export function inspectContainer(c: ContainerRecord, extra: { rootfs: string; up
       Error: s.Error,
       StartedAt: s.StartedAt,
       FinishedAt: s.FinishedAt,
+      ...(extra.health ? { Health: extra.health } : {}),
     },
     Image: c.imageId,
     ResolvConfPath: net?.etcFiles?.resolvConf ?? '',
@@ -98,6 +100,7 @@ export function inspectContainer(c: ContainerRecord, extra: { rootfs: string; up
       MemorySwap: c.hostConfig.MemorySwap ?? 0,
       BlkioWeight: c.hostConfig.BlkioWeight ?? 0,
       Init: c.hostConfig.Init || null,
+      RestartPolicy: { Name: c.hostConfig.RestartPolicy?.Name ?? '', MaximumRetryCount: c.hostConfig.RestartPolicy?.MaximumRetryCount ?? 0 },
       Mounts: c.hostConfig.Mounts.map((m) => ({ Type: m.Type, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly })),
     },
     GraphDriver: {

@@ -23,12 +23,16 @@ import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { mountAll, unmount } from '../snapshot/mount.js';
 import { isMountPoint } from '../image/mount.js';
 import { acquireLock, tryLock } from '../sys/lock.js';
-import { bootId, procStart } from '../sys/proc.js';
+import { bootId, isAlive, procStart, selfId } from '../sys/proc.js';
 import { trace } from '../sys/trace.js';
 import { listDir, mountsUnder, removeTree, sweepTempFiles } from '../sys/fsutil.js';
 import { lgetxattr, llistxattr, lsetxattr, renameat2, umount2, RENAME_EXCHANGE } from '../sys/native.js';
 import { isOverlayXattr } from '../archive/overlayfs.js';
 import type { StoreSpace } from '../metadata/space.js';
+import type { EventLog } from '../metadata/events.js';
+import { constants as osConstants } from 'node:os';
+import { hasPolicy, nextBackoff, policyRestarts } from './restart.js';
+import { healthView, mergeHealthcheck, probeCommand, readHealth, writeHealth, type HealthConfig, type HealthFile } from './health.js';
 import {
   buildSpec,
   buildExecProcess,
@@ -103,7 +107,30 @@ export interface ManagerDeps {
   exitCommand: (root: string, id: string) => { path: string; args: string[] };
   /** the store's space guard: commands that use space refuse on a nearly full disk */
   space?: StoreSpace;
+  /** the event log: the container and volume events of what the manager does */
+  events?: EventLog;
+  /** starts the health monitor of a container's run (a process of its own); returns its pid */
+  healthMonitor?: (root: string, id: string, startedAt: string) => number | undefined;
 }
+
+/** Docker's numeric signal in kill events ("15" for SIGTERM). */
+function signalNumber(sig: string): string {
+  if (/^\d+$/.test(sig)) return sig;
+  const name = (sig.toUpperCase().startsWith('SIG') ? sig.toUpperCase() : `SIG${sig.toUpperCase()}`) as keyof typeof osConstants.signals;
+  return String(osConstants.signals[name] ?? sig);
+}
+
+/** Ends a health monitor (verified by its start time: a reused pid is left alone). */
+function endMonitor(m: { pid: number; start: number } | undefined): void {
+  if (!m || !isAlive(m)) return;
+  try {
+    process.kill(m.pid, 'SIGTERM');
+  } catch {
+    /* gone */
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Ends what is left of a container's conmon once the container exited and was cleaned up:
@@ -186,7 +213,7 @@ export class ContainerManager {
 
   constructor(private readonly d: ManagerDeps) {
     this.store = new ContainerStore(d.db);
-    this.volumes = new VolumeStore(d.db, d.root);
+    this.volumes = new VolumeStore(d.db, d.root, d.events);
     this.network = new NetworkManager({ root: d.root });
     // runtime state and exit files on tmpfs: gone after a reboot, like the processes
     this.runDir = join('/run/layerbox', createHash('sha256').update(d.root).digest('hex').slice(0, 12));
@@ -199,6 +226,17 @@ export class ContainerManager {
 
   dir(id: string): string {
     return join(this.d.root, 'containers', id);
+  }
+
+  /** Logs a container event (labels, image and name of `c`, plus `extra`). */
+  event(c: ContainerRecord, action: string, extra: Record<string, string> = {}): void {
+    this.d.events?.container(c, action, extra);
+  }
+
+  /** The container's health as inspect shows it (State.Health), when it has a healthcheck and ran. */
+  health(c: ContainerRecord): ReturnType<typeof healthView> {
+    if (!probeCommand(c.config)) return undefined;
+    return healthView(c, readHealth(this.dir(c.id)));
   }
 
   paths(id: string): ContainerPaths {
@@ -280,7 +318,7 @@ export class ContainerManager {
         const built = await buildSpec({ rootfs, readonlyRootfs: hc.ReadonlyRootfs, image: imageConfig.config, options: this.runOptions(id, req, hc, undefined) });
         const config: ContainerConfig = { ...built.config, Image: req.image, Hostname: req.hostname ?? id.slice(0, 12), ...(req.domainname ? { Domainname: req.domainname } : {}) };
         if (req.stopTimeout !== undefined) config.StopTimeout = req.stopTimeout;
-        if (req.healthcheck) config.Healthcheck = req.healthcheck;
+        if (req.healthcheck) config.Healthcheck = mergeHealthcheck(req.healthcheck as HealthConfig, imageConfig.config?.Healthcheck as HealthConfig | undefined);
         if (req.openStdin) {
           config.OpenStdin = true;
           config.StdinOnce = !!req.stdinOnce;
@@ -298,6 +336,7 @@ export class ContainerManager {
           this.store.setState(id, done.state);
         })();
         trace('create: created');
+        this.event(done, 'create');
         return done;
       } catch (e) {
         await this.discardLocked(rec).catch(() => {});
@@ -576,8 +615,9 @@ export class ContainerManager {
   // ------------------------------------------------------------------ state
 
   /** Reconciles the record with reality: conmon's exit file, the boot id. */
-  async refresh(c: ContainerRecord): Promise<ContainerRecord> {
+  async refresh(c: ContainerRecord, retried = false): Promise<ContainerRecord> {
     const s = c.state;
+    if (s.Status === 'restarting') return this.refreshRestarting(c);
     if (!s.Running && !s.Paused) return c;
     const p = this.paths(c.id);
     if (s.BootId && s.BootId !== bootId()) {
@@ -603,11 +643,56 @@ export class ContainerManager {
       } catch {
         /* keep now */
       }
-      const state = { ...s, Status: 'exited' as const, Running: false, Paused: false, Pid: 0, ExitCode: exit.exitCode, OOMKilled: exit.oomKilled, FinishedAt: finished };
-      this.persistRefreshed(c.id, state);
-      return { ...c, state };
+      const state: ContainerRecord['state'] = { ...s, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: exit.exitCode, OOMKilled: exit.oomKilled, FinishedAt: finished };
+      if (this.recordExit(c, state)) return { ...c, state };
+      // recorded by another process, or changed meanwhile (a stop marked it): as it is now
+      const cur = this.store.get(c.id);
+      if (!cur) return { ...c, state };
+      if (cur.state.Running && cur.state.StartedAt === s.StartedAt && !retried) return this.refresh(cur, true);
+      return cur.state.Running && cur.state.StartedAt === s.StartedAt ? { ...c, state } : cur;
     }
     return c;
+  }
+
+  /**
+   * Records an exit that conmon wrote, once: only the process whose update finds the run
+   * still recorded as running (the same StartedAt) records it, and it logs the `die` event
+   * in the same transaction. Whoever notices first — the exit hook, the foreground CLI, a
+   * `ps` — records it; the others find it recorded.
+   */
+  private recordExit(c: ContainerRecord, exited: ContainerRecord['state']): boolean {
+    // the restart policy decides at once, as dockerd does: nobody sees it stopped meanwhile
+    const state = this.restartDecision(c, exited);
+    try {
+      return this.d.db.transaction(() => {
+        // the run as read, stopped by hand or not as read (a stop marks it first)
+        const r = this.d.db
+          .prepare("UPDATE containers SET state = ?, status = ? WHERE id = ? AND status IN ('running', 'paused') AND json_extract(state, '$.StartedAt') = ? AND coalesce(json_extract(state, '$.ManuallyStopped'), 0) = ?")
+          .run(JSON.stringify(state), state.Status, c.id, c.state.StartedAt, c.state.ManuallyStopped ? 1 : 0);
+        if (r.changes !== 1) return false;
+        this.event(c, 'die', { exitCode: String(state.ExitCode) });
+        Object.assign(exited, state);
+        return true;
+      }).immediate();
+    } catch (e) {
+      if (!storageError(e) && (e as { code?: string }).code !== 'SQLITE_BUSY') throw e;
+      return false;
+    }
+  }
+
+  /**
+   * A container waiting out its restart back-off. When the process that waits (conmon's exit
+   * hook) is gone — killed, or the host rebooted — nobody will start it: it is stopped
+   * (serve, as dockerd at boot, starts it again when its policy says so).
+   */
+  private refreshRestarting(c: ContainerRecord): ContainerRecord {
+    const s = c.state;
+    const w = s.RestartWaiter;
+    const lost = s.BootId !== undefined && s.BootId !== bootId() ? true : w ? !isAlive(w) : Date.now() - Date.parse(s.RestartAt ?? s.FinishedAt) > 30_000;
+    if (!lost) return c;
+    const state = { ...s, Status: 'exited' as const, Running: false, Restarting: false, RestartAt: undefined, RestartWaiter: undefined };
+    this.persistRefreshed(c.id, state);
+    return { ...c, state };
   }
 
   /**
@@ -774,7 +859,16 @@ export class ContainerManager {
    */
   async start(
     ref: string,
-    opts: { attach?: AttachStreams | AttachStreams[]; consoleSize?: { height: number; width: number } } = {},
+    opts: {
+      attach?: AttachStreams | AttachStreams[];
+      consoleSize?: { height: number; width: number };
+      /**
+       * a start by the restart policy (the exit hook after the back-off): only of a container
+       * still waiting to restart; it keeps RestartCount and the back-off. Any other start is
+       * a manual one: it resets them, and forgets a manual stop (Docker's ResetRestartManager).
+       */
+      policyRestart?: boolean;
+    } = {},
   ): Promise<{ c: ContainerRecord; detach?: () => void; attached?: Promise<void>; attachments?: Awaited<ReturnType<typeof attachContainer>>[] }> {
     const attachList = opts.attach ? (Array.isArray(opts.attach) ? opts.attach : [opts.attach]) : [];
     const found = this.store.resolve(ref);
@@ -785,8 +879,11 @@ export class ContainerManager {
         if (c.state.Paused) throw conflict('CONTAINER_PAUSED', `cannot start a paused container, try unpause instead`);
         return { c };
       }
+      // restarting counts as running (Docker answers 304); a policy restart finds it so, or nothing to do
+      if ((c.state.Status === 'restarting') !== !!opts.policyRestart) return { c };
+      if (opts.policyRestart && c.state.ManuallyStopped) return { c };
       this.d.space?.require(`cannot start container ${c.name}`);
-      if (c.state.NetworkAttached || c.state.Status === 'exited') await this.releaseResources(c, { keepMount: true });
+      if (c.state.NetworkAttached || c.state.Status === 'exited' || c.state.Status === 'restarting') await this.releaseResources(c, { keepMount: true });
       const rt = await this.runtime();
       trace('start: runtime detected');
       const paths = this.paths(c.id);
@@ -840,23 +937,35 @@ export class ContainerManager {
               // conmon runs `layerbox container cleanup` when the container exits: at once
               // for a detached one; for a foreground one after a delay, as a fallback — the
               // attached CLI cleans up itself (and first), unless it died (a closed pipe,
-              // a signal), when an --rm container must still go, as dockerd would see to
-              exitCommand: { ...this.d.exitCommand(this.d.root, c.id), ...(attachList.length ? { delaySeconds: FOREGROUND_EXIT_DELAY_S } : {}) },
+              // a signal), when an --rm container must still go, as dockerd would see to.
+              // With a restart policy at once, always: the hook waits out the back-off and
+              // starts it again, whoever recorded the exit
+              exitCommand: { ...this.d.exitCommand(this.d.root, c.id), ...(attachList.length && !hasPolicy(c.hostConfig.RestartPolicy) ? { delaySeconds: FOREGROUND_EXIT_DELAY_S } : {}) },
             });
           },
         );
         trace('start: network ready, runtime created');
         this.store.setState(c.id, { ...c.state, NetworkAttached: true });
+        const volumes = this.d.db.prepare('SELECT volume, destination FROM container_volumes WHERE container_id = ?').all(c.id) as { volume: string; destination: string }[];
+        for (const v of volumes) {
+          const ro = c.hostConfig.Mounts.find((m) => m.Target === v.destination)?.ReadOnly ?? false;
+          this.d.events?.volume(v.volume, 'mount', { container: c.id, destination: v.destination, propagation: '', 'read/write': String(!ro) });
+        }
         const atts: Awaited<ReturnType<typeof attachContainer>>[] = [];
-        for (const a of attachList) atts.push(await attachContainer(paths, a));
+        for (const a of attachList) {
+          atts.push(await attachContainer(paths, a));
+          this.event(c, 'attach');
+        }
         if (opts.consoleSize && c.config.Tty) await resizeContainer(paths, opts.consoleSize.height, opts.consoleSize.width).catch(() => {});
         await startContainer(rt, c.id);
         trace('start: started');
+        const manual = !opts.policyRestart;
         const state = {
           ...c.state,
           Status: 'running' as const,
           Running: true,
           Paused: false,
+          Restarting: false,
           Pid: created.pid,
           ExitCode: 0,
           Error: '',
@@ -865,10 +974,19 @@ export class ContainerManager {
           BootId: bootId(),
           NetworkAttached: true,
           ConmonPid: created.conmonPid,
+          RestartCount: manual ? 0 : (c.state.RestartCount ?? 0),
+          RestartBackoffMs: manual ? 0 : (c.state.RestartBackoffMs ?? 0),
+          ManuallyStopped: manual ? false : !!c.state.ManuallyStopped,
+          RestartAt: undefined,
+          RestartWaiter: undefined,
+          VolumesMounted: volumes.length > 0,
         };
         this.store.setState(c.id, state);
+        const started = { ...c, state };
+        this.event(started, 'start');
+        await this.startHealthMonitor(started);
         return {
-          c: { ...c, state },
+          c: started,
           ...(atts.length ? { detach: () => atts.forEach((a) => a.detach()), attached: Promise.all(atts.map((a) => a.done)).then(() => {}), attachments: atts } : {}),
         };
       } catch (e) {
@@ -898,15 +1016,42 @@ export class ContainerManager {
     }
   }
 
+  /**
+   * A run's health monitor (when the container has a healthcheck): its state starts as
+   * "starting" (the last results kept, as Docker's), then the monitor process — of its own,
+   * so that it outlives the command that started the container — probes it until it stops.
+   */
+  private async startHealthMonitor(c: ContainerRecord): Promise<void> {
+    if (!probeCommand(c.config) || !this.d.healthMonitor) return;
+    const dir = this.dir(c.id);
+    const prev = readHealth(dir);
+    endMonitor(prev?.monitor);
+    const h: HealthFile = { Status: 'starting', FailingStreak: 0, Log: prev?.Log ?? [], startedAt: c.state.StartedAt };
+    try {
+      await writeHealth(dir, h);
+      // the monitor records itself in the file (it is its only writer from now on)
+      this.d.healthMonitor(this.d.root, c.id, c.state.StartedAt);
+    } catch {
+      /* no health state (a full disk): the container runs without its monitor */
+    }
+  }
+
+  /** Ends the health monitor of the container's last run. */
+  private stopHealthMonitor(c: ContainerRecord): void {
+    endMonitor(readHealth(this.dir(c.id))?.monitor);
+  }
+
   /** Waits for the container to exit, then releases its resources. Returns the exit code. */
   async waitAndCleanup(id: string, opts: { signal?: AbortSignal } = {}): Promise<number> {
-    const conmon = this.store.get(id)?.state.ConmonPid;
+    const rec = this.store.get(id);
+    const conmon = rec?.state.ConmonPid;
     const status = await waitExit(this.paths(id), id, opts.signal ? { signal: opts.signal } : {});
     trace('exited');
     await this.cleanup(id);
     trace('cleaned up');
     // done here: conmon, waiting out the delay of its fallback cleanup, need not run it
-    if (conmon) dismissMonitor(conmon);
+    // (with a restart policy its exit hook runs at once, and waits to restart the container)
+    if (conmon && !hasPolicy(rec?.hostConfig.RestartPolicy)) dismissMonitor(conmon);
     return status?.exitCode ?? 255;
   }
 
@@ -929,11 +1074,153 @@ export class ContainerManager {
       if (!cur) return;
       const r = await this.refresh(cur);
       if (r.state.Running) return; // still running (a stale exit command of a previous run)
-      if (r.hostConfig.AutoRemove) await this.removeLocked(r, { volumes: true });
-      else await this.releaseResources(r);
+      const after = this.afterExit(r);
+      if (r.hostConfig.AutoRemove) await this.removeLocked(after, { volumes: true });
+      // waiting to restart: the mount stays for the next run
+      else if (r.state.Status === 'restarting') await this.releaseResources(after, { keepMount: true });
+      else await this.releaseResources(after);
     } finally {
       lock.release();
     }
+  }
+
+  /**
+   * Once per run, after its exit was recorded (the caller holds the lock): the volumes'
+   * unmount events (after `die`, as dockerd's Cleanup) and the end of the health monitor.
+   */
+  private afterExit(c: ContainerRecord): ContainerRecord {
+    this.stopHealthMonitor(c);
+    if (!c.state.VolumesMounted) return c;
+    const state = { ...c.state, VolumesMounted: false };
+    try {
+      this.store.setState(c.id, state);
+    } catch {
+      return c;
+    }
+    for (const v of this.d.db.prepare('SELECT volume FROM container_volumes WHERE container_id = ?').all(c.id) as { volume: string }[]) {
+      this.d.events?.volume(v.volume, 'unmount', { container: c.id });
+    }
+    return { ...c, state };
+  }
+
+  /**
+   * The restart policy's decision on an exit being recorded: unless the container was
+   * stopped by hand (or is removed with AutoRemove), restart it after the back-off —
+   * recorded as 'restarting', with the time it is due; conmon's exit hook waits and starts
+   * it (runPendingRestart). Returns the state to record.
+   */
+  private restartDecision(c: ContainerRecord, s: ContainerRecord['state']): ContainerRecord['state'] {
+    const policy = c.hostConfig.RestartPolicy;
+    if (!hasPolicy(policy) || c.hostConfig.AutoRemove || c.state.ManuallyStopped) return s;
+    const count = s.RestartCount ?? 0;
+    const ran = Date.parse(s.FinishedAt) - Date.parse(s.StartedAt);
+    const backoff = nextBackoff(s.RestartBackoffMs ?? 0, Number.isFinite(ran) ? ran : 0);
+    if (!policyRestarts(policy, s.ExitCode, false, count)) return s;
+    return { ...s, Status: 'restarting', Restarting: true, RestartCount: count + 1, RestartBackoffMs: backoff, RestartAt: new Date(Date.now() + backoff).toISOString(), RestartWaiter: undefined };
+  }
+
+  /**
+   * conmon's exit hook, after cleanup: when the container waits to restart, waits until
+   * the restart is due and starts it — unless it was stopped, removed, started or
+   * rescheduled meanwhile, or another live process waits for it already.
+   */
+  async runPendingRestart(id: string): Promise<void> {
+    let at: string | undefined;
+    await this.withLock(id, async () => {
+      const cur = this.store.get(id);
+      if (!cur || cur.state.Status !== 'restarting') return;
+      const w = cur.state.RestartWaiter;
+      if (w && isAlive(w) && w.pid !== process.pid) return;
+      this.store.setState(id, { ...cur.state, RestartWaiter: selfId() });
+      at = cur.state.RestartAt;
+    }).catch((e: unknown) => {
+      if (!isEngineError(e, 'not-found')) throw e;
+    });
+    if (at === undefined) return;
+    for (;;) {
+      const due = Date.parse(at) - Date.now();
+      if (due > 0) await sleep(Math.min(due, 250));
+      if (!existsSync(this.dir(id))) return; // removed, or the whole store (a test's root)
+      const cur = this.store.get(id);
+      if (!cur || cur.state.Status !== 'restarting' || cur.state.RestartAt !== at) return;
+      // stopped by hand while it waited (the stop found it running, just before its exit)
+      if (cur.state.ManuallyStopped) {
+        await this.cancelRestart(id);
+        return;
+      }
+      if (due <= 0) break;
+    }
+    trace('restart: due');
+    try {
+      await this.start(id, { policyRestart: true });
+    } catch (e) {
+      // dockerd: a restart that fails leaves the container stopped
+      await this.withLock(id, async () => {
+        const cur = this.store.get(id);
+        if (cur?.state.Status === 'restarting') this.store.setState(id, { ...cur.state, Status: 'exited', Running: false, Restarting: false, RestartAt: undefined, RestartWaiter: undefined, Error: (e as Error).message });
+      }).catch(() => {});
+    }
+  }
+
+  /**
+   * Ends a pending restart by hand (stop, kill, rm -f of a restarting container): the
+   * container is stopped, and remembers it was stopped by hand. Returns the new record,
+   * or undefined when it was not restarting (any more).
+   */
+  private async cancelRestart(id: string): Promise<ContainerRecord | undefined> {
+    return this.withLock(id, async () => {
+      const cur = this.store.get(id);
+      if (!cur || cur.state.Status !== 'restarting') return undefined;
+      const state = { ...cur.state, Status: 'exited' as const, Running: false, Restarting: false, ManuallyStopped: true, RestartAt: undefined, RestartWaiter: undefined };
+      this.store.setState(id, state);
+      await this.releaseResources({ ...cur, state }).catch(() => {});
+      return { ...cur, state };
+    });
+  }
+
+  /** Remembers that the container is being stopped by hand, before the signal goes (the exit hook must see it). */
+  private async markManuallyStopped(id: string): Promise<void> {
+    await this.withLock(id, async () => {
+      const cur = this.store.get(id);
+      if (cur && !cur.state.ManuallyStopped) this.store.setState(id, { ...cur.state, ManuallyStopped: true });
+    });
+  }
+
+  /**
+   * What `serve` starts when it starts, as dockerd does at boot: every container that ran
+   * before, is not running, and whose policy says so — always; unless-stopped unless it was
+   * stopped by hand; on-failure after a failure, under the retry cap — and the ones that
+   * waited to restart when their waiting process died (a reboot). Returns their IDs.
+   */
+  async restartCandidates(): Promise<string[]> {
+    const out: string[] = [];
+    for (const c of await this.list()) {
+      const s = c.state;
+      if (!hasPolicy(c.hostConfig.RestartPolicy) || s.Running || s.Status === 'restarting') continue;
+      if (s.Status !== 'exited' || s.StartedAt.startsWith('0001')) continue;
+      if (policyRestarts(c.hostConfig.RestartPolicy, s.ExitCode, !!s.ManuallyStopped, s.RestartCount ?? 0)) out.push(c.id);
+    }
+    return out;
+  }
+
+  /** Running containers with a healthcheck whose monitor is gone (a crash): `serve` gives them one again. */
+  async unmonitored(): Promise<ContainerRecord[]> {
+    const out: ContainerRecord[] = [];
+    for (const c of await this.list()) {
+      if (!c.state.Running || !probeCommand(c.config)) continue;
+      const h = readHealth(this.dir(c.id));
+      if (!h || h.startedAt !== c.state.StartedAt || !h.monitor || !isAlive(h.monitor)) out.push(c);
+    }
+    return out;
+  }
+
+  /** Starts a monitor for a running container that lost its own (see unmonitored). */
+  async resumeHealthMonitor(id: string): Promise<void> {
+    const c = await this.get(id);
+    if (!c.state.Running || !this.d.healthMonitor) return;
+    const h = readHealth(this.dir(c.id));
+    if (!h || h.startedAt !== c.state.StartedAt) await writeHealth(this.dir(c.id), { Status: 'starting', FailingStreak: 0, Log: h?.Log ?? [], startedAt: c.state.StartedAt });
+    this.d.healthMonitor(this.d.root, c.id, c.state.StartedAt);
   }
 
   /** Runtime record, conmon files, network, root file system mount. */
@@ -965,33 +1252,69 @@ export class ContainerManager {
   // ------------------------------------------------------------------ control
 
   async stop(ref: string, timeoutSeconds?: number): Promise<ContainerRecord> {
-    const c = await this.get(ref);
+    let c = await this.get(ref);
+    if (!c.state.Running && c.state.Status !== 'restarting') return c;
+    // first: the exit this causes (or one that came just before) is not restarted
+    await this.markManuallyStopped(c.id);
+    c = await this.get(c.id);
+    if (c.state.Status === 'restarting') {
+      // Docker: a restarting container counts as running; stopping it cancels the restart
+      const stopped = (await this.cancelRestart(c.id)) ?? (await this.get(c.id));
+      this.event(stopped, 'stop');
+      return stopped;
+    }
     if (!c.state.Running) return c;
     const rt = await this.runtime();
     if (c.state.Paused) await rt.resume(c.id).catch(() => {});
     const timeout = timeoutSeconds ?? c.config.StopTimeout ?? 10;
-    await stopContainer(rt, this.paths(c.id), c.id, { stopSignal: c.config.StopSignal ?? 'SIGTERM', timeoutSeconds: timeout });
+    await stopContainer(rt, this.paths(c.id), c.id, {
+      stopSignal: c.config.StopSignal ?? 'SIGTERM',
+      timeoutSeconds: timeout,
+      onSignal: (sig) => this.event(c, 'kill', { signal: signalNumber(sig) }),
+    });
     await this.cleanup(c.id);
-    return this.store.get(c.id) ?? c;
+    const after = (await this.cancelRestart(c.id)) ?? this.store.get(c.id);
+    this.event(after ?? c, 'stop');
+    return after ?? c;
   }
 
   async kill(ref: string, signal = 'SIGKILL'): Promise<void> {
     const c = await this.get(ref);
+    const sig = signal.startsWith('SIG') || /^\d+$/.test(signal) ? signal : `SIG${signal}`;
+    const num = signalNumber(sig);
+    // Docker: killing with SIGKILL or the stop signal (any signal when none is configured)
+    // means the container is stopped by hand: its exit is not restarted
+    const manual = num === '9' || !c.config.StopSignal || signalNumber(c.config.StopSignal) === num;
+    if (c.state.Status === 'restarting') {
+      if (manual) {
+        await this.markManuallyStopped(c.id);
+        await this.cancelRestart(c.id);
+      }
+      return;
+    }
     if (!c.state.Running) throw conflict('NOT_RUNNING', `Cannot kill container: ${ref}: Container ${c.id} is not running`);
+    if (manual) await this.markManuallyStopped(c.id);
     const rt = await this.runtime();
-    await rt.kill(c.id, signal.startsWith('SIG') || /^\d+$/.test(signal) ? signal : `SIG${signal}`);
-    if (/^(SIG)?KILL$|^9$/.test(signal)) {
+    await rt.kill(c.id, sig);
+    this.event(c, 'kill', { signal: num });
+    if (num === '9') {
       await waitExit(this.paths(c.id), c.id, { timeoutMs: 10000 });
       await this.cleanup(c.id);
     }
   }
 
+  private refuseRestarting(c: ContainerRecord): void {
+    if (c.state.Status === 'restarting') throw conflict('CONTAINER_RESTARTING', `Container ${c.id} is restarting, wait until the container is running`);
+  }
+
   async pause(ref: string): Promise<void> {
     const c = await this.get(ref);
+    this.refuseRestarting(c);
     if (!c.state.Running) throw conflict('NOT_RUNNING', `Container ${c.id} is not running`);
     if (c.state.Paused) throw conflict('ALREADY_PAUSED', `Container ${c.id} is already paused`);
     await (await this.runtime()).pause(c.id);
     this.store.setState(c.id, { ...c.state, Status: 'paused', Paused: true });
+    this.event(c, 'pause');
   }
 
   async unpause(ref: string): Promise<void> {
@@ -999,10 +1322,17 @@ export class ContainerManager {
     if (!c.state.Paused) throw conflict('NOT_PAUSED', `Container ${c.id} is not paused`);
     await (await this.runtime()).resume(c.id);
     this.store.setState(c.id, { ...c.state, Status: 'running', Paused: false });
+    this.event(c, 'unpause');
   }
 
   async wait(ref: string, opts: { signal?: AbortSignal } = {}): Promise<number> {
-    const c = await this.get(ref);
+    let c = await this.get(ref);
+    // restarting counts as running: the wait ends at the next exit (or a stop)
+    while (c.state.Status === 'restarting') {
+      if (opts.signal?.aborted) return c.state.ExitCode;
+      await sleep(100);
+      c = await this.get(c.id);
+    }
     if (!c.state.Running) return c.state.ExitCode;
     const st = await waitExit(this.paths(c.id), c.id, opts.signal ? { signal: opts.signal } : {});
     return st?.exitCode ?? (await this.get(c.id)).state.ExitCode;
@@ -1013,13 +1343,17 @@ export class ContainerManager {
   async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<string> {
     this.d.space?.forFreeing();
     const c = await this.get(ref);
-    if (c.state.Running) {
+    if (c.state.Running || c.state.Status === 'restarting') {
       if (!opts.force) {
-        throw conflict('CONTAINER_RUNNING', `You cannot remove a ${c.state.Paused ? 'paused' : 'running'} container ${c.id}. Stop the container before attempting removal or force remove`);
+        throw conflict('CONTAINER_RUNNING', `You cannot remove a ${c.state.Status === 'restarting' ? 'restarting' : c.state.Paused ? 'paused' : 'running'} container ${c.id}. Stop the container before attempting removal or force remove`);
       }
+      // no restart of this exit (its hook finds the container gone, or stopped by hand)
+      await this.markManuallyStopped(c.id);
+    }
+    if (c.state.Running) {
       const rt = await this.runtime();
       if (c.state.Paused) await rt.resume(c.id).catch(() => {});
-      await rt.kill(c.id, 'SIGKILL').catch(() => {});
+      if (await rt.kill(c.id, 'SIGKILL').then(() => true, () => false)) this.event(c, 'kill', { signal: '9' });
       await waitExit(this.paths(c.id), c.id, { timeoutMs: 10000 });
     }
     const lock = await this.lock(c.id);
@@ -1033,7 +1367,8 @@ export class ContainerManager {
     return c.id;
   }
 
-  private async removeLocked(c: ContainerRecord, opts: { volumes?: boolean; released?: boolean }): Promise<void> {
+  private async removeLocked(rec: ContainerRecord, opts: { volumes?: boolean; released?: boolean }): Promise<void> {
+    const c = rec.state.Running ? rec : this.afterExit(rec);
     const { network } = opts.released ? { network: Promise.resolve() } : await this.releaseRuntime(c);
     // mark first: a crash from here on leaves a row that says it is being removed (and the
     // next command finishes the removal: sweep)
@@ -1061,13 +1396,14 @@ export class ContainerManager {
         if (vol?.anonymous && this.volumes.users(v).length === 0) await this.volumes.remove(v).catch(() => {});
       }
     }
+    this.event(c, 'destroy');
   }
 
   async prune(): Promise<{ removed: string[] }> {
     this.d.space?.forFreeing();
     const removed: string[] = [];
     for (const c of await this.list()) {
-      if (c.state.Running) continue;
+      if (c.state.Running || c.state.Status === 'restarting') continue;
       await this.remove(c.id, { volumes: false });
       removed.push(c.id);
     }
@@ -1079,6 +1415,22 @@ export class ContainerManager {
     const n = validateName(name);
     if (n === c.name) throw invalidArgument('SAME_NAME', `Renaming a container with the same name as its current name`);
     this.store.rename(c.id, n);
+    this.event({ ...c, name: n }, 'rename', { oldName: `/${c.name}` });
+  }
+
+  /**
+   * `docker update --restart`: a new restart policy, checked as at create (and refused for
+   * an AutoRemove container, as dockerd does). It applies from the next exit on.
+   */
+  async updateRestartPolicy(ref: string, policy: { Name: string; MaximumRetryCount?: number }): Promise<ContainerRecord> {
+    const found = this.store.resolve(ref);
+    return this.withLock(found.id, async () => {
+      const c = this.store.get(found.id)!;
+      if (c.hostConfig.AutoRemove && hasPolicy(policy)) throw conflict('AUTOREMOVE_RESTART', 'Restart policy cannot be updated because AutoRemove is enabled for the container');
+      const hostConfig = { ...c.hostConfig, RestartPolicy: { Name: policy.Name, MaximumRetryCount: policy.MaximumRetryCount ?? 0 } };
+      this.d.db.prepare('UPDATE containers SET host_config = ? WHERE id = ?').run(JSON.stringify(hostConfig), c.id);
+      return { ...c, hostConfig };
+    });
   }
 
   // ------------------------------------------------------------------ inside
@@ -1103,10 +1455,12 @@ export class ContainerManager {
       onStarted?: (pid: number) => void;
       /** the foreground attachment, once connected */
       onAttachment?: (a: { detach(): void; done: Promise<void> }) => void;
+      /** kills the process (SIGKILL) when aborted; the exec then ends with its exit code */
       signal?: AbortSignal;
     },
   ): Promise<{ exitCode?: number; pid?: number }> {
     const c = await this.get(ref);
+    this.refuseRestarting(c);
     if (!c.state.Running) throw conflict('NOT_RUNNING', `Container ${c.id} is not running`);
     if (c.state.Paused) throw conflict('CONTAINER_PAUSED', `Container ${c.id} is paused, unpause the container before exec`);
     const rt = await this.runtime();
@@ -1123,8 +1477,24 @@ export class ContainerManager {
     });
     const execId = e.execId ?? randomBytes(16).toString('hex');
     const execDir = join(paths.bundleDir, 'exec', execId);
+    let pid = 0;
+    const kill = () => {
+      if (pid > 0) {
+        try {
+          globalThis.process.kill(pid, 'SIGKILL');
+        } catch {
+          /* ended meanwhile */
+        }
+      }
+    };
+    e.signal?.addEventListener('abort', kill);
     try {
       const r = await execInContainer({
+        onStarted: (p) => {
+          pid = p;
+          e.onStarted?.(p);
+          if (e.signal?.aborted) kill();
+        },
         containerId: c.id,
         execId,
         runtime: rt,
@@ -1139,12 +1509,11 @@ export class ContainerManager {
               },
             }
           : {}),
-        ...(e.onStarted ? { onStarted: e.onStarted } : {}),
         ...(e.onAttachment ? { onAttachment: e.onAttachment } : {}),
-        ...(e.signal ? { signal: e.signal } : {}),
       });
       return { ...(r.exitCode !== undefined ? { exitCode: r.exitCode } : {}), pid: r.pid };
     } finally {
+      e.signal?.removeEventListener('abort', kill);
       if (!e.detach) rmSync(execDir, { recursive: true, force: true });
     }
   }
@@ -1190,14 +1559,20 @@ export class ContainerManager {
 
   async attach(ref: string, streams: AttachStreams): Promise<{ done: Promise<void>; detach: () => void; c: ContainerRecord }> {
     const c = await this.get(ref);
+    if (c.state.Status === 'restarting') throw conflict('CONTAINER_RESTARTING', 'You cannot attach to a restarting container, wait until it is running');
     if (!c.state.Running) throw conflict('NOT_RUNNING', 'You cannot attach to a stopped container, start it first');
     const a = await attachContainer(this.paths(c.id), streams);
+    this.event(c, 'attach');
     return { done: a.done, detach: a.detach, c };
   }
 
   async resize(ref: string, height: number, width: number): Promise<void> {
     const c = this.store.resolve(ref);
-    await resizeContainer(this.paths(c.id), height, width).catch(() => {});
+    const ok = await resizeContainer(this.paths(c.id), height, width).then(
+      () => true,
+      () => false,
+    );
+    if (ok) this.event(c, 'resize', { height: String(height), width: String(width) });
   }
 
   async *logs(ref: string, opts: { follow?: boolean; tail?: number; since?: number; until?: number; signal?: AbortSignal } = {}): AsyncGenerator<LogLine> {
@@ -1216,8 +1591,11 @@ export class ContainerManager {
 
   async top(ref: string, psArgs?: string[]): Promise<TopResult> {
     const c = await this.get(ref);
-    if (!c.state.Running) throw conflict('NOT_RUNNING', `Container ${c.id} is not running`);
-    return (await this.runtime()).top(c.id, psArgs);
+    if (!c.state.Running && c.state.Status !== 'restarting') throw conflict('NOT_RUNNING', `Container ${c.id} is not running`);
+    this.refuseRestarting(c);
+    const t = await (await this.runtime()).top(c.id, psArgs);
+    this.event(c, 'top');
+    return t;
   }
 
   async ports(ref: string, filter?: string): Promise<string[]> {
@@ -1242,6 +1620,7 @@ export class ContainerManager {
       logPath: this.paths(c.id).logPath,
       ...(net ? { net } : {}),
       mounts,
+      ...(this.health(c) ? { health: this.health(c) } : {}),
       ...(m?.type === 'overlay' ? { upper: m.upper!, lowers: m.lowers! } : { upper: this.d.snapshots.fsDir(c.snapshot) }),
     });
   }
@@ -1368,8 +1747,10 @@ export class ContainerManager {
    * stream holds the container's file system until it ends or is destroyed.
    */
   async getArchive(ref: string, path: string, opts: { signal?: AbortSignal } = {}): Promise<{ stat: PathStat; stream: Readable }> {
-    const { view, release } = await this.openView(ref);
-    return archivePath(view, path, ref, { ...opts, done: release });
+    const { c, view, release } = await this.openView(ref);
+    const a = await archivePath(view, path, ref, { ...opts, done: release });
+    this.event(c, 'archive-path');
+    return a;
   }
 
   /**
@@ -1386,6 +1767,7 @@ export class ContainerManager {
         owner = { uid: u.uid, gid: u.gid };
       }
       await extractToDir(view, path, source, ref, { noOverwriteDirNonDir: !!opts.noOverwriteDirNonDir, owner, ...(opts.signal ? { signal: opts.signal } : {}) });
+      this.event(c, 'extract-to-dir');
     } finally {
       release();
     }
@@ -1430,6 +1812,7 @@ export class ContainerManager {
     if (!was) await this.ensureMounted(c, { write: false });
     const view = new FsView(rootfs);
     try {
+      this.event(c, 'export');
       await pump(exportTree(view, opts), out, opts.signal);
     } finally {
       view.close();

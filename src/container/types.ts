@@ -107,6 +107,16 @@ export interface ContainerState {
   UpperShared?: boolean;
   /** set with Status 'removing': the interrupted removal also removes anonymous volumes */
   RemoveVolumes?: boolean;
+  /** stopped or killed by hand (Docker's HasBeenManuallyStopped): no restart of that exit; unless-stopped remembers it */
+  ManuallyStopped?: boolean;
+  /** the restart policy's last back-off (ms; 0: none yet) */
+  RestartBackoffMs?: number;
+  /** Status 'restarting': when the pending restart is due */
+  RestartAt?: string;
+  /** Status 'restarting': the process waiting to restart it (conmon's exit hook) */
+  RestartWaiter?: { pid: number; start: number };
+  /** the run mounted volumes whose unmount events are still to come */
+  VolumesMounted?: boolean;
 }
 
 export interface ContainerRecord {

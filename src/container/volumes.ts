@@ -8,6 +8,7 @@ import { conflict, invalidArgument, notFound, storageError } from '../errors/ind
 import { renameat2, RENAME_EXCHANGE } from '../sys/native.js';
 import { removeTree } from '../sys/fsutil.js';
 import { run } from '../sys/exec.js';
+import type { EventLog } from '../metadata/events.js';
 
 export interface Volume {
   Name: string;
@@ -28,6 +29,8 @@ export class VolumeStore {
   constructor(
     private readonly db: DB,
     root: string,
+    /** where volume create and destroy events go */
+    private readonly events?: EventLog,
   ) {
     this.dir = join(root, 'volumes');
   }
@@ -54,7 +57,8 @@ export class VolumeStore {
     const existing = this.row(n);
     if (existing) return this.toVolume(existing);
     mkdirSync(this.mountpoint(n), { recursive: true, mode: 0o755 });
-    this.db.prepare('INSERT OR IGNORE INTO volumes (name, created, labels, anonymous) VALUES (?, ?, ?, ?)').run(n, now(), JSON.stringify(labels), anonymous ? 1 : 0);
+    const made = this.db.prepare('INSERT OR IGNORE INTO volumes (name, created, labels, anonymous) VALUES (?, ?, ?, ?)').run(n, now(), JSON.stringify(labels), anonymous ? 1 : 0);
+    if (made.changes === 1) this.events?.volume(n, 'create');
     return this.toVolume(this.row(n)!);
   }
 
@@ -92,6 +96,7 @@ export class VolumeStore {
     }
     this.db.prepare('DELETE FROM volumes WHERE name = ?').run(name);
     await removeTree(join(this.dir, name));
+    this.events?.volume(name, 'destroy');
   }
 
   /** Removes unused volumes (anonymous ones only, unless `all`, as Docker 23+ does; 20.10 removed all unused). */

@@ -13,6 +13,7 @@ import { parseReference } from '../oci/reference.js';
 import { parsePlatform, platformMatches, platformString } from '../image/platform.js';
 import { swapAccounting } from '../runtime/index.js';
 import type { HostConfig as InternalHostConfig } from '../container/types.js';
+import { runHealthMonitor } from './health.js';
 import type { ContainerManager } from '../container/manager.js';
 import type { ContainerRecord } from '../container/types.js';
 import type { NetworkAttachment } from '../network/index.js';
@@ -72,12 +73,13 @@ export function humanDuration(ms: number): string {
   return `${Math.floor(ms / 3600000 / 24 / 365)} years`;
 }
 
-/** Docker's STATUS text: "Up 5 minutes", "Up 2 seconds (Paused)", "Exited (0) 3 hours ago", "Created". */
-export function statusText(c: ContainerRecord, nowMs = Date.now()): string {
+/** Docker's STATUS text: "Up 5 minutes", "Up 2 seconds (Paused)", "Up 1 second (healthy)", "Exited (0) 3 hours ago", "Created". */
+export function statusText(c: ContainerRecord, nowMs = Date.now(), health?: { Status: string }): string {
   const s = c.state;
   const ago = (iso: string) => humanDuration(nowMs - Date.parse(iso));
   switch (s.Status) {
     case 'running':
+      if (health) return `Up ${ago(s.StartedAt)} (${health.Status === 'starting' ? 'health: starting' : health.Status})`;
       return `Up ${ago(s.StartedAt)}`;
     case 'paused':
       return `Up ${ago(s.StartedAt)} (Paused)`;
@@ -302,7 +304,7 @@ export class Containers {
       Labels: c.config.Labels ?? {},
       // a record still being created is not a container yet for anyone but its creator
       State: c.state.Status === 'creating' ? 'created' : c.state.Status,
-      Status: statusText(c),
+      Status: statusText(c, Date.now(), cm.health(c)),
       HostConfig: { NetworkMode: c.hostConfig.NetworkMode === 'bridge' ? 'default' : c.hostConfig.NetworkMode },
       NetworkSettings: { Networks: endpointViews(c, net) },
       Mounts: await this.mountPoints(c),
@@ -336,6 +338,9 @@ export class Containers {
   async list(opts: ContainerListOptions = {}): Promise<ContainerSummary[]> {
     const f: Filters = opts.filters ?? {};
     acceptFilters(f, ['id', 'name', 'label', 'status', 'exited', 'ancestor', 'before', 'since', 'volume', 'network', 'publish', 'expose', 'health', 'is-task', 'isolation']);
+    for (const h of f.health ?? []) {
+      if (!['starting', 'healthy', 'unhealthy', 'none'].includes(h)) throw invalidArgument('INVALID_FILTER', `Unrecognised filter value for health: ${h}`);
+    }
     for (const s of f.status ?? []) {
       if (!['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'].includes(s)) throw invalidArgument('INVALID_FILTER', `Invalid filter 'status=${s}'`);
     }
@@ -343,7 +348,8 @@ export class Containers {
     const cm = await this.manager();
     let list = await cm.list();
     const all = opts.all || (opts.limit !== undefined && opts.limit > 0) || (f.status?.length ?? 0) > 0 || (f.exited?.length ?? 0) > 0;
-    if (!all) list = list.filter((c) => c.state.Running);
+    // a container waiting to restart counts as running, as Docker's
+    if (!all) list = list.filter((c) => c.state.Running || c.state.Status === 'restarting');
     const createdOf = (ref: string) => {
       const c = cm.store.resolve(ref);
       return Date.parse(c.created);
@@ -378,6 +384,7 @@ export class Containers {
       if (!any('volume', (v) => c.hostConfig.Mounts.some((m) => m.Source === v || m.Target === v))) return false;
       if (f.network?.length && !f.network.some((v) => netNames(c).some((n) => n === v || networkIds.get(v)?.includes(n)))) return false;
       if (!any('expose', (v) => Object.keys(c.config.ExposedPorts ?? {}).includes(v.includes('/') ? v : `${v}/tcp`))) return false;
+      if (!any('health', (v) => v === (cm.health(c)?.Status ?? 'none'))) return false;
       return true;
     });
     if (opts.limit !== undefined && opts.limit > 0) list = list.slice(0, opts.limit);
@@ -451,6 +458,7 @@ export class Containers {
     await cm.stop(c.id, opts.timeout);
     this.changed(c.id);
     await this.start(c.id);
+    cm.event(cm.store.get(c.id) ?? c, 'restart');
   }
 
   /** POST /containers/{id}/kill: a signal by name (KILL, SIGTERM) or number; 400 for an unknown one. */
@@ -492,7 +500,7 @@ export class Containers {
     if (!['not-running', 'next-exit', 'removed'].includes(condition)) throw invalidArgument('INVALID_CONDITION', `invalid condition: "${condition}"`);
     const signal = opts.signal;
     opts.onWaiting?.();
-    if (condition === 'not-running' && !c.state.Running) return { StatusCode: c.state.ExitCode, Error: null };
+    if (condition === 'not-running' && !c.state.Running && c.state.Status !== 'restarting') return { StatusCode: c.state.ExitCode, Error: null };
     let code = c.state.ExitCode;
     const gone = () => ({ StatusCode: code, Error: null });
     if (!c.state.Running) {
@@ -577,7 +585,8 @@ export class Containers {
       availableParallelism(),
     );
     if (c.state.Status === 'removing' || c.state.Status === 'dead') throw conflict('CONTAINER_REMOVING', `Cannot update container ${c.id}: container is marked for removal and cannot be "update"`);
-    await cm.update(c.id, patch);
+    const updated = await cm.update(c.id, patch);
+    cm.event(updated, 'update');
     this.changed(c.id);
     const warnings: string[] = [];
     if (body.KernelMemory) warnings.push('You specified a kernel memory limit on a kernel older than 4.15. Kernel memory limits are experimental on older kernels, it won\'t work as expected and can cause your system to be unstable.');
@@ -599,7 +608,7 @@ export class Containers {
     const deleted: string[] = [];
     let reclaimed = 0;
     for (const c of await cm.list()) {
-      if (c.state.Running) continue;
+      if (c.state.Running || c.state.Status === 'restarting') continue;
       if (f.label?.length && !f.label.every((l) => labelMatch(c.config.Labels, l))) continue;
       let size = 0;
       try {
@@ -806,7 +815,7 @@ export class Containers {
     if (config.DetachKeys) parseDetachKeys(config.DetachKeys);
     if (!c.state.Running) throw conflict('NOT_RUNNING', `Container ${c.id} is not running`);
     if (c.state.Paused) throw conflict('CONTAINER_PAUSED', `Container ${c.id} is paused, unpause the container before exec`);
-    if (c.state.Restarting) throw conflict('CONTAINER_RESTARTING', `Container ${c.id} is restarting, wait until the container is running`);
+    if (c.state.Status === 'restarting') throw conflict('CONTAINER_RESTARTING', `Container ${c.id} is restarting, wait until the container is running`);
     // records of execs that ended a while ago, or whose container is gone, are dropped
     const cm = await this.manager();
     const now = Date.now();
@@ -815,6 +824,7 @@ export class Containers {
     }
     const id = randomBytes(32).toString('hex');
     this.execs.set(id, { id, containerId: c.id, config, running: false, exitCode: null, pid: 0 });
+    (await this.manager()).event(c, `exec_create: ${execLine(config.Cmd)}`, { execID: id });
     return { Id: id };
   }
 
@@ -832,7 +842,7 @@ export class Containers {
    */
   async startExec(
     id: string,
-    opts: { detach?: boolean; streams?: AttachStreams; consoleSize?: { height: number; width: number }; signal?: AbortSignal; onReady?: (e: { tty: boolean }) => void } = {},
+    opts: { detach?: boolean; streams?: AttachStreams; consoleSize?: { height: number; width: number }; signal?: AbortSignal; /** kills the process when aborted (signal only detaches) */ kill?: AbortSignal; onReady?: (e: { tty: boolean }) => void } = {},
   ): Promise<{ exitCode?: number }> {
     const e = this.execRecord(id);
     if (e.exitCode !== null) throw conflict('EXEC_STARTED', `Error: Exec command ${id} has already run`);
@@ -862,6 +872,7 @@ export class Containers {
     opts.signal?.addEventListener('abort', leave, { once: true });
     const size = opts.consoleSize ?? e.size;
     const cm = await this.manager();
+    cm.event(ctr, `exec_start: ${execLine(e.config.Cmd)}`, { execID: id });
     // the exec's own course: its exit code is recorded whether or not a client still listens
     const run = (async () => {
       try {
@@ -878,7 +889,9 @@ export class Containers {
           sizeWhenAttached: () => e.size ?? size,
           execId: e.id,
           onStarted: (pid) => (e.pid = pid),
-            onAttachment: (a) => {
+          // only a caller that asks for it (a healthcheck's timeout) kills the process; a client that leaves does not
+          ...(opts.kill ? { signal: opts.kill } : {}),
+          onAttachment: (a) => {
             attachment = a;
             e.attached = true;
             if (gone) a.detach();
@@ -889,6 +902,7 @@ export class Containers {
         if (r.exitCode !== undefined) {
           e.exitCode = r.exitCode;
           e.endedAt = Date.now();
+          cm.event(ctr, 'exec_die', { execID: id, exitCode: String(r.exitCode) });
         }
         return r.exitCode !== undefined ? { exitCode: r.exitCode } : {};
       } catch (err) {
@@ -948,9 +962,13 @@ export class Containers {
     };
   }
 
-  /** Runs a command in the container to its end and collects its output. */
+  /**
+   * Runs a command in the container to its end and collects its output. Aborting the
+   * signal kills the command (SIGKILL); the result then has its exit code (137).
+   */
   async exec(ref: string, cmd: string[], opts: Omit<ExecConfig, 'Cmd'> & { stdin?: Readable; signal?: AbortSignal } = {}): Promise<ExecResult> {
-    const { Id } = await this.createExec(ref, { ...opts, Cmd: cmd, ...(opts.stdin ? { AttachStdin: true } : {}) });
+    const { stdin, signal, ...config } = opts;
+    const { Id } = await this.createExec(ref, { ...config, Cmd: cmd, ...(stdin ? { AttachStdin: true } : {}) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const stdout = new PassThrough();
@@ -958,7 +976,8 @@ export class Containers {
     stdout.on('data', (b: Buffer) => out.push(b));
     stderr.on('data', (b: Buffer) => err.push(b));
     try {
-      const r = await this.startExec(Id, { streams: { stdin: opts.stdin ?? null, stdout, stderr }, ...(opts.signal ? { signal: opts.signal } : {}) });
+      // aborting kills the command (its exit code is then 137)
+      const r = await this.startExec(Id, { streams: { stdin: stdin ?? null, stdout, stderr }, ...(signal ? { kill: signal } : {}) });
       return { exitCode: r.exitCode ?? -1, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
     } finally {
       this.execs.delete(Id);
@@ -1038,6 +1057,58 @@ export class Containers {
   async cleanup(id: string): Promise<void> {
     await (await this.manager()).cleanup(id);
   }
+
+  /**
+   * conmon's exit hook, after cleanup: a container whose restart policy restarts it is
+   * started again once its back-off is over (this waits for it; nothing when it was
+   * stopped, removed or started meanwhile).
+   */
+  async restartPending(id: string): Promise<void> {
+    await (await this.manager()).runPendingRestart(id);
+  }
+
+  /**
+   * What dockerd does at boot, for `serve` when it starts: starts the containers whose
+   * restart policy says so (always; unless-stopped unless stopped by hand; on-failure after
+   * a failure) — after a reboot, or whenever they are stopped — and gives running
+   * containers with a healthcheck a monitor again where theirs is gone. Returns what it
+   * started and the errors of what it could not.
+   */
+  async restore(): Promise<{ started: string[]; failed: { id: string; error: string }[]; monitored: string[] }> {
+    await this.core.repair();
+    const cm = await this.manager();
+    const started: string[] = [];
+    const failed: { id: string; error: string }[] = [];
+    for (const id of await cm.restartCandidates()) {
+      try {
+        await cm.start(id);
+        started.push(id);
+      } catch (e) {
+        failed.push({ id, error: (e as Error).message });
+      }
+    }
+    const monitored: string[] = [];
+    for (const c of await cm.unmonitored()) {
+      await cm.resumeHealthMonitor(c.id).then(
+        () => monitored.push(c.id),
+        () => {},
+      );
+    }
+    return { started, failed, monitored };
+  }
+
+  /**
+   * The health monitor of one run of a container (health-monitor.ts, a process of its own):
+   * Docker's probes, every Interval, until the container stops or starts anew.
+   */
+  async monitorHealth(id: string, startedAt: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    await runHealthMonitor({ manager: await this.manager(), exec: (cmd, o) => this.exec(id, cmd, o) }, id, startedAt, opts);
+  }
+}
+
+/** Docker's exec event wording: "exec_create: sh -c ls" (the entrypoint, a space, the arguments). */
+function execLine(cmd: string[]): string {
+  return `${cmd[0] ?? ''} ${cmd.slice(1).join(' ')}`;
 }
 
 /** The warnings dockerd gives at create, in its words. */

@@ -6,7 +6,7 @@
  * itself; the database and the per-object locks keep concurrent processes correct.
  */
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,7 @@ import { parseReference, parseRepositoryTag, type ImageRef } from '../oci/refere
 import type { ImageConfig } from '../oci/types.js';
 import { openDatabase, getSetting, setSetting, type DB } from '../metadata/db.js';
 import { StoreSpace } from '../metadata/space.js';
+import { EventLog } from '../metadata/events.js';
 import { ContentStore } from '../content/store.js';
 import { createSnapshotter, overlaySupported, type StorageDriver } from '../snapshot/mount.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
@@ -41,6 +42,7 @@ import type { ContainerManager } from '../container/manager.js';
 import { ContainerStore } from '../container/store.js';
 import { trace } from '../sys/trace.js';
 import type { AuthConfig } from './types.js';
+import { spawnDetached } from '../sys/exec.js';
 
 export interface EngineOptions {
   /** Registries reached over plain HTTP (or with unverified TLS), besides loopback. Also $LAYERBOX_INSECURE_REGISTRIES (comma-separated). */
@@ -99,6 +101,17 @@ export const DEFAULT_ROOT = '/var/lib/layerbox';
 
 /** conmon's exit command (exit-hook.ts); the path works from dist/engine and from the CLI bundle alike (both two levels down). */
 const EXIT_HOOK = fileURLToPath(new URL('../../dist/engine/exit-hook.js', import.meta.url));
+/** a container's health monitor (health-monitor.ts), a process of its own per run */
+const HEALTH_MONITOR = fileURLToPath(new URL('../../dist/engine/health-monitor.js', import.meta.url));
+
+/** `busybox:latest` for docker.io/library/busybox:latest (names in image events). */
+function familiar(name: string): string {
+  try {
+    return parseReference(name).familiarString();
+  } catch {
+    return name;
+  }
+}
 
 export function defaultRoot(): string {
   return process.env.LAYERBOX_ROOT || DEFAULT_ROOT;
@@ -118,6 +131,8 @@ export class Core {
     readonly options: EngineOptions,
     /** the space guard: a reserve that keeps the freeing commands working on a full disk */
     readonly space: StoreSpace,
+    /** the event log every process appends to (docker events) */
+    readonly events: EventLog,
   ) {}
 
   static async open(opts: EngineOptions = {}): Promise<Core> {
@@ -155,12 +170,13 @@ export class Core {
     const layers = new LayerStore(db, content, snaps, root);
     const images = new ImageStore(db, content, layers);
     const mounts = new ImageMounts(db, snaps, join(root, 'mounts'));
-    return new Core(root, db, content, snaps, layers, images, mounts, opts, space);
+    return new Core(root, db, content, snaps, layers, images, mounts, opts, space, new EventLog(db, join(root, 'metadata.db-wal')));
   }
 
   close(): void {
     for (const c of this.clients.values()) void c.close();
     this.clients.clear();
+    this.events.close();
     this.db.close();
     // the reserve released for this command (or by an earlier one) is made again if there is room
     this.space.restore();
@@ -414,7 +430,9 @@ export class Core {
   async load(input: { path?: string; stream?: Readable }, opts: { onEvent?: (e: LoadEvent) => void; warn?: (m: string) => void; signal?: AbortSignal } = {}): Promise<LoadedImage[]> {
     this.space.require('cannot load images');
     await this.repair();
-    return this.storing('cannot load images', () => loadImages({ images: this.images, layers: this.layers, tmpDir: this.tmpDir }, input, { ...opts, maxLayerBytes: this.options.maxLayerBytes }));
+    const loaded = await this.storing('cannot load images', () => loadImages({ images: this.images, layers: this.layers, tmpDir: this.tmpDir }, input, { ...opts, maxLayerBytes: this.options.maxLayerBytes }));
+    for (const img of loaded) this.imageEvent(img.id, img.id, 'load');
+    return loaded;
   }
 
   async import(
@@ -425,7 +443,7 @@ export class Core {
     this.space.require('cannot import the image');
     await this.repair();
     const { parsePlatform } = await import('../image/platform.js');
-    return this.storing('cannot import the image', () => importImage(this.images, this.layers, input, {
+    const r = await this.storing('cannot import the image', () => importImage(this.images, this.layers, input, {
       ...(ref ? { ref } : {}),
       changes: opts.changes ?? [],
       message: opts.message,
@@ -435,6 +453,9 @@ export class Core {
       signal: opts.signal,
       ...(opts.platform ? { platform: parsePlatform(opts.platform) } : {}),
     }));
+    if (r.tag) this.imageEvent(r.id, familiar(r.tag), 'tag');
+    this.imageEvent(r.id, r.id, 'import');
+    return r;
   }
 
   async save(names: string[], out: { path?: string; stream?: Writable }, opts: { format?: SaveFormat; signal?: AbortSignal } = {}): Promise<void> {
@@ -448,6 +469,7 @@ export class Core {
       else items.push({ image, refs });
     }
     await saveImages(this.images, items, out, { format: opts.format ?? 'docker-archive', signal: opts.signal });
+    for (const i of items) this.imageEvent(i.image.id, i.image.id, 'save');
   }
 
   async inspectImage(name: string): Promise<Record<string, unknown>> {
@@ -468,7 +490,52 @@ export class Core {
 
   tag(source: string, target: string, tag?: string): void {
     const img = this.resolveImage(source);
-    this.images.tag(img.id, parseRepositoryTag(target, tag));
+    const ref = parseRepositoryTag(target, tag);
+    this.images.tag(img.id, ref);
+    this.imageEvent(img.id, ref.familiarString(), 'tag');
+  }
+
+  /** An image event with the image's labels (Docker's LogImageEvent). Never fails. */
+  imageEvent(id: string, name: string, action: string, image = id): void {
+    let labels: Record<string, string> | null | undefined;
+    try {
+      // a config is small: read at once, so that the event is logged before the command ends
+      const cfg = JSON.parse(readFileSync(this.content.path(this.resolveImage(image).id), 'utf8')) as ImageConfig;
+      labels = cfg.config?.Labels;
+    } catch {
+      /* gone (delete) or not an image here */
+    }
+    this.events.image(id, name, action, labels);
+  }
+
+  /** Image ID by every familiar reference of every image (for the untag events of a removal). */
+  private referenceIndex(): { refs: Map<string, string>; ids: Set<string> } {
+    const refs = new Map<string, string>();
+    const ids = new Set<string>();
+    for (const img of this.images.list()) {
+      ids.add(img.id);
+      for (const t of img.tags) refs.set(familiar(t), img.id);
+      for (const d of img.repoDigests) {
+        let repo = d.repo;
+        try {
+          repo = parseReference(d.repo).familiarName;
+        } catch {
+          /* as stored */
+        }
+        refs.set(`${repo}@${d.digest}`, img.id);
+      }
+    }
+    return { refs, ids };
+  }
+
+  /** untag and delete events for what a removal did (Docker names the image by its ID in both). */
+  private removalEvents(events: RemoveEvent[], before: { refs: Map<string, string>; ids: Set<string> }): void {
+    for (const e of events) {
+      if ('Untagged' in e) {
+        const id = before.refs.get(e.Untagged);
+        if (id) this.events.image(id, id, 'untag');
+      } else if (before.ids.has(e.Deleted)) this.events.image(e.Deleted, e.Deleted, 'delete');
+    }
   }
 
   // ------------------------------------------------------------------ containers
@@ -487,7 +554,9 @@ export class Core {
         // the door pulls (images.ensure) before it creates: create itself never does
         resolveImage: async (n) => this.resolveImage(n),
         exitCommand: (root, id) => ({ path: process.execPath, args: [EXIT_HOOK, root, id] }),
+        healthMonitor: (root, id, startedAt) => spawnDetached(process.execPath, [HEALTH_MONITOR, root, id, startedAt]),
         space: this.space,
+        events: this.events,
       });
     }
     return this.containerManager;
@@ -508,7 +577,12 @@ export class Core {
   async commit(container: string, opts: { author?: string; message?: string; changes?: string[]; pause?: boolean; reference?: string; config?: import('../oci/types.js').ContainerConfig } = {}) {
     await this.repair();
     const { commitContainer } = await import('../container/commit.js');
-    return commitContainer({ images: this.images, snapshots: this.snapshots, containers: await this.containers(), tmpDir: this.tmpDir, space: this.space }, container, opts);
+    const cm = await this.containers();
+    const c = cm.store.resolve(container);
+    const r = await commitContainer({ images: this.images, snapshots: this.snapshots, containers: cm, tmpDir: this.tmpDir, space: this.space }, container, opts);
+    if (r.tag) this.imageEvent(r.id, r.tag, 'tag');
+    cm.event(cm.store.get(c.id) ?? c, 'commit', { comment: opts.message ?? '', imageID: r.id, imageRef: r.tag ?? '' });
+    return r;
   }
 
   /** Which container uses an image (rmi conflicts). */
@@ -551,7 +625,9 @@ export class Core {
   async removeImage(name: string, opts: { force?: boolean; noPrune?: boolean } = {}): Promise<RemoveEvent[]> {
     this.space.forFreeing();
     await this.repair();
+    const before = this.referenceIndex();
     const events = await removeImage(this.images, name, this.usage(), opts);
+    this.removalEvents(events, before);
     // and what an earlier rmi, killed between an image and its layers, left
     await this.layers.unused({ remove: true });
     return events;
@@ -560,7 +636,9 @@ export class Core {
   async pruneImages(opts: { all?: boolean } = {}): Promise<{ events: RemoveEvent[]; reclaimed: number }> {
     this.space.forFreeing();
     await this.repair();
+    const before = this.referenceIndex();
     const r = await pruneImages(this.images, this.usage(), opts);
+    this.removalEvents(r.events, before);
     await this.layers.unused({ remove: true });
     return r;
   }
@@ -571,7 +649,9 @@ export class Core {
     await this.repair();
     const cm = this.hasContainers() ? await this.containers() : undefined;
     const containers = cm ? (await cm.prune()).removed : [];
+    const before = this.referenceIndex();
     const { events, reclaimed } = await pruneImages(this.images, this.usage(), opts);
+    this.removalEvents(events, before);
     await this.layers.unused({ remove: true });
     const volumes = opts.volumes ? (await (cm ?? (await this.containers())).volumes.prune({ all: false })).removed : [];
     return { containers, images: events, volumes, reclaimed };

@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
 import { invalidArgument } from '../errors/index.js';
 import type { CreateRequest } from '../container/manager.js';
 import type { HostConfig as InternalHostConfig, MountSpec } from '../container/types.js';
-import type { ContainerCreateBody, HostConfig, Mount, PortMap } from './types.js';
+import type { ContainerCreateBody, HealthConfig, HostConfig, Mount, PortMap, RestartPolicy } from './types.js';
 
 const VOLUME_MODES = ['ro', 'rw', 'z', 'Z', 'nocopy', 'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave', 'consistent', 'cached', 'delegated'];
 
@@ -111,6 +111,35 @@ export function checkResources(h: HostConfig, ncpu: number): void {
   }
 }
 
+/** The daemon's validateRestartPolicy (create and update). */
+export function checkRestartPolicy(p: RestartPolicy): void {
+  if (!p || typeof p !== 'object') throw invalidArgument('INVALID_RESTART_POLICY', 'invalid restart policy');
+  const rp = p.Name ?? '';
+  const max = p.MaximumRetryCount ?? 0;
+  if (typeof rp !== 'string' || !['', 'no', 'always', 'unless-stopped', 'on-failure'].includes(rp)) throw invalidArgument('INVALID_RESTART_POLICY', `invalid restart policy '${String(rp)}'`);
+  if (!Number.isInteger(max)) throw invalidArgument('INVALID_RESTART_POLICY', 'maximum retry count must be an integer');
+  if (max < 0) throw invalidArgument('INVALID_RESTART_POLICY', 'maximum retry count cannot be negative');
+  if (rp !== 'on-failure' && max > 0) throw invalidArgument('INVALID_RESTART_POLICY', `maximum retry count cannot be used with restart policy '${rp}'`);
+}
+
+/** 1 ms: Docker's containertypes.MinimumDuration, in nanoseconds. */
+const MIN_DURATION_NS = 1e6;
+
+/** The daemon's checks of Config.Healthcheck (verifyContainerSettings). */
+export function checkHealthcheck(h: HealthConfig | undefined): void {
+  if (!h) return;
+  if (typeof h !== 'object') throw invalidArgument('INVALID_HEALTHCHECK', 'Healthcheck: not an object');
+  if (h.Test !== undefined && h.Test !== null && (!Array.isArray(h.Test) || h.Test.some((x) => typeof x !== 'string'))) throw invalidArgument('INVALID_HEALTHCHECK', 'Healthcheck.Test: a list of strings');
+  const test = h.Test?.[0];
+  if (test !== undefined && !['NONE', 'CMD', 'CMD-SHELL'].includes(test)) throw invalidArgument('INVALID_HEALTHCHECK', `Unknown healthcheck type '${test}' (expected 'CMD')`);
+  for (const [k, what] of [['Interval', 'Interval'], ['Timeout', 'Timeout'], ['StartPeriod', 'StartPeriod']] as const) {
+    const v = h[k] ?? 0;
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw invalidArgument('INVALID_HEALTHCHECK', `${what} in Healthcheck: not a number`);
+    if (v !== 0 && v < MIN_DURATION_NS) throw invalidArgument('INVALID_HEALTHCHECK', `${what} in Healthcheck cannot be less than 1ms`);
+  }
+  if (typeof (h.Retries ?? 0) !== 'number' || (h.Retries ?? 0) < 0) throw invalidArgument('INVALID_HEALTHCHECK', 'Retries in Healthcheck cannot be negative');
+}
+
 /** Checks the body as the daemon does and turns it into the manager's request. */
 export function toCreateRequest(body: ContainerCreateBody, name: string | undefined): CreateRequest {
   if (!body || typeof body !== 'object') throw invalidArgument('INVALID_BODY', 'config cannot be empty in order to create a container');
@@ -156,10 +185,9 @@ export function toCreateRequest(body: ContainerCreateBody, name: string | undefi
   const nano = h.NanoCpus ?? 0;
   checkResources(h, availableParallelism());
   const rp = h.RestartPolicy?.Name ?? '';
-  if (!['', 'no', 'always', 'unless-stopped', 'on-failure'].includes(rp)) throw invalidArgument('INVALID_RESTART_POLICY', `invalid restart policy '${rp}'`);
-  if ((h.RestartPolicy?.MaximumRetryCount ?? 0) < 0) throw invalidArgument('INVALID_RESTART_POLICY', 'maximum retry count cannot be negative');
-  if (rp !== 'on-failure' && (h.RestartPolicy?.MaximumRetryCount ?? 0) > 0) throw invalidArgument('INVALID_RESTART_POLICY', `maximum retry count cannot be used with restart policy '${rp}'`);
+  checkRestartPolicy(h.RestartPolicy ?? { Name: '' });
   if (h.AutoRemove && rp !== '' && rp !== 'no') throw invalidArgument('CONFLICT_AUTOREMOVE_RESTART', "can't create 'AutoRemove' container with restart policy");
+  checkHealthcheck(body.Healthcheck);
   if ((h.ShmSize ?? 0) < 0) throw invalidArgument('INVALID_SHM', 'SHM size can not be less than 0');
   if (body.StopTimeout !== undefined && body.StopTimeout !== null && !Number.isInteger(body.StopTimeout)) throw invalidArgument('INVALID_STOP_TIMEOUT', 'StopTimeout must be an integer');
   const sysctls = h.Sysctls ?? {};

@@ -13,6 +13,8 @@ import { Networks } from './networks.js';
 import { System } from './system.js';
 import { Volumes } from './volumes.js';
 import type { AuthConfig, AuthResponse } from './types.js';
+import { eventStream, type EventsOptions } from './events.js';
+import type { EngineEvent } from './types.js';
 
 export { DEFAULT_ROOT, defaultRoot, type EngineOptions };
 
@@ -55,6 +57,16 @@ export class Engine implements AsyncDisposable {
   /** overlay or vfs */
   get storageDriver(): string {
     return this.core.snapshots.name;
+  }
+
+  /**
+   * Docker's event stream (GET /events): what every process on this store did — the CLI,
+   * the API server, the exit hooks and health monitors. With `since`/`until` the past
+   * events of that window first; live events follow unless `until` is past, until `until`
+   * or until the signal aborts.
+   */
+  events(opts: EventsOptions = {}): AsyncGenerator<EngineEvent> {
+    return eventStream(this.core.events, opts);
   }
 
   /** Checks credentials against the registry, then stores them (0600, Docker's config.json format). */

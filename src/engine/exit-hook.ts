@@ -1,6 +1,8 @@
 /**
  * The entry point conmon runs when a container exits: `node exit-hook.js ROOT ID`. It records
- * the exit, releases the container's mount and network, and removes an AutoRemove container.
+ * the exit, releases the container's mount and network, and removes an AutoRemove container;
+ * when the restart policy restarts the container, it waits out the back-off (at most a
+ * minute) and starts it again (its new conmon runs a new hook at the next exit).
  * A declared entry point of the engine, not a CLI command line, so no front's flags or
  * start-up are involved.
  */
@@ -16,6 +18,8 @@ if (root && id && /^[0-9a-f]{64}$/.test(id) && existsSync(join(root, 'metadata.d
   const engine = await Engine.open({ root });
   try {
     await engine.containers.cleanup(id);
+    // a restart policy that restarts it: wait out the back-off here, then start it again
+    await engine.containers.restartPending(id);
   } catch (e) {
     process.stderr.write(`layerbox exit hook: ${(e as Error).message}\n`);
     process.exitCode = 1;

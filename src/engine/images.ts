@@ -159,6 +159,7 @@ export class Images {
       if (!ref.tag && !ref.digest) ref = ref.withDefaultTag();
       const r = await this.pullOne(ref.toString(), opts, emit);
       const fam = r.ref.digest ? `${r.ref.familiarName}@${r.ref.digest}` : r.ref.familiarString();
+      this.core.imageEvent(fam, r.ref.familiarName, 'pull', r.id);
       emit({ status: r.upToDate ? `Status: Image is up to date for ${fam}` : `Status: Downloaded newer image for ${fam}` });
       return { reference: r.ref.toString(), id: r.id, digest: r.digest, upToDate: r.upToDate };
     });
@@ -272,7 +273,11 @@ export class Images {
             onEvent: (e) => {
               if (e.type === 'repository') return;
               for (const m of pushMessage(e)) emit(m);
-              if (e.type === 'pushed') last = { tag: e.tag, digest: e.digest, size: e.size };
+              if (e.type === 'pushed') {
+                last = { tag: e.tag, digest: e.digest, size: e.size };
+                const repo = parseReference(n).familiarName;
+                this.core.imageEvent(`${repo}:${e.tag}`, repo, 'push', `${repo}:${e.tag}`);
+              }
             },
             ...(opts.signal ? { signal: opts.signal } : {}),
           });

@@ -17,6 +17,7 @@ export type { Analysis, ImageExplorer } from './analyze.js';
 export { VERSION, API_VERSION, MIN_API_VERSION } from './system.js';
 export { operation, drive } from './operation.js';
 export { parseFilterArgs } from './filters.js';
+export { eventTimestamp, eventFilter, type EventsOptions } from './events.js';
 export { parseBind } from './createbody.js';
 export { parsePortSpecs, type PortSpecs } from './ports.js';
 export { shortId, type Digest } from '../oci/digest.js';

@@ -360,27 +360,40 @@ export interface CommitOptions {
   signal?: AbortSignal;
 }
 
-/** POST /containers/{id}/update: the resources (zero means unchanged, as Docker's) and the restart policy. */
-export interface ContainerUpdateBody {
-  CpuShares?: number;
-  Memory?: number;
-  CgroupParent?: string;
-  BlkioWeight?: number;
-  CpuPeriod?: number;
-  CpuQuota?: number;
+/**
+ * POST /containers/{id}/update: the restart policy and the resource limits (the fields of
+ * HostConfig's Resources). The restart policy applies from the next exit on.
+ */
+export interface ContainerUpdateBody extends Pick<
+  HostConfig,
+  | 'CpuShares'
+  | 'Memory'
+  | 'CgroupParent'
+  | 'BlkioWeight'
+  | 'CpuPeriod'
+  | 'CpuQuota'
+  | 'CpusetCpus'
+  | 'CpusetMems'
+  | 'Devices'
+  | 'DeviceCgroupRules'
+  | 'MemoryReservation'
+  | 'MemorySwap'
+  | 'MemorySwappiness'
+  | 'NanoCpus'
+  | 'OomKillDisable'
+  | 'Init'
+  | 'PidsLimit'
+  | 'Ulimits'
+> {
+  RestartPolicy?: RestartPolicy;
+  KernelMemory?: number;
   CpuRealtimePeriod?: number;
   CpuRealtimeRuntime?: number;
-  CpusetCpus?: string;
-  CpusetMems?: string;
-  MemoryReservation?: number;
-  MemorySwap?: number;
-  MemorySwappiness?: number | null;
-  KernelMemory?: number;
-  NanoCpus?: number;
-  OomKillDisable?: boolean | null;
-  PidsLimit?: number | null;
-  RestartPolicy?: RestartPolicy;
-  [k: string]: unknown;
+  BlkioWeightDevice?: unknown[] | null;
+  BlkioDeviceReadBps?: unknown[] | null;
+  BlkioDeviceWriteBps?: unknown[] | null;
+  BlkioDeviceReadIOps?: unknown[] | null;
+  BlkioDeviceWriteIOps?: unknown[] | null;
 }
 
 export interface ContainerUpdateResponse {

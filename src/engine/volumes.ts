@@ -13,7 +13,7 @@ export class Volumes {
 
   /** Volumes need no runtime: the store is opened without the container machinery. */
   private vs(): VolumeStore {
-    return (this.store ??= new VolumeStore(this.core.db, this.core.root));
+    return (this.store ??= new VolumeStore(this.core.db, this.core.root, this.core.events));
   }
 
   private shape(v: StoredVolume, usage = false): Volume {
@@ -49,7 +49,11 @@ export class Volumes {
 
   create(body: VolumeCreateBody = {}): Volume {
     if (body.Driver && body.Driver !== 'local') throw notFound('NO_SUCH_VOLUME_DRIVER', `error looking up volume plugin ${body.Driver}: plugin "${body.Driver}" not found`);
-    return this.shape(this.vs().create(body.Name || undefined, body.Labels ?? {}));
+    const existed = !!body.Name && this.vs().has(body.Name);
+    const v = this.vs().create(body.Name || undefined, body.Labels ?? {});
+    // Docker logs a create for an existing name too (new ones are logged by the store)
+    if (existed) this.core.events.volume(v.Name, 'create');
+    return this.shape(v);
   }
 
   inspect(name: string): Volume {

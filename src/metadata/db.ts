@@ -164,6 +164,19 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX containers_image ON containers(image_id);
   CREATE INDEX containers_status ON containers(status);
   `,
+  // 5: the event log (docker events): every process appends, readers tail it by seq; the
+  // writers keep its last EVENT_RETENTION rows (events.ts)
+  `
+  CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_nano INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    attributes TEXT NOT NULL DEFAULT '{}'
+  );
+  CREATE INDEX events_time ON events(time_nano);
+  `,
 ];
 
 export interface OpenOptions {

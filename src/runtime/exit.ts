@@ -90,26 +90,29 @@ export async function stopContainer(
   rt: Runtime,
   paths: ContainerPaths,
   id: string,
-  opts: { stopSignal?: string; timeoutSeconds?: number; signal?: AbortSignal } = {},
+  opts: { stopSignal?: string; timeoutSeconds?: number; signal?: AbortSignal; onSignal?: (sig: string) => void } = {},
 ): Promise<ExitStatus | undefined> {
   const done = await readExit(paths, id);
   if (done) return done;
   const timeout = opts.timeoutSeconds ?? 10;
-  await killQuietly(rt, id, opts.stopSignal ?? 'SIGTERM');
+  const stopSignal = opts.stopSignal ?? 'SIGTERM';
+  if (await killQuietly(rt, id, stopSignal)) opts.onSignal?.(stopSignal);
   if (timeout > 0) {
     const st = await waitExit(paths, id, { timeoutMs: timeout * 1000, signal: opts.signal });
     if (st) return st;
   }
-  await killQuietly(rt, id, 'SIGKILL');
+  if (await killQuietly(rt, id, 'SIGKILL')) opts.onSignal?.('SIGKILL');
   return waitExit(paths, id, { timeoutMs: 30_000, signal: opts.signal });
 }
 
-async function killQuietly(rt: Runtime, id: string, sig: string): Promise<void> {
+/** Sends a signal; false when the container had stopped or gone already. */
+async function killQuietly(rt: Runtime, id: string, sig: string): Promise<boolean> {
   try {
     await rt.kill(id, sig);
+    return true;
   } catch (e) {
     // already stopped, or already gone: the exit file tells the rest
-    if (e instanceof EngineError && (e.kind === 'conflict' || e.kind === 'not-found')) return;
+    if (e instanceof EngineError && (e.kind === 'conflict' || e.kind === 'not-found')) return false;
     throw e;
   }
 }

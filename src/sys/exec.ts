@@ -65,3 +65,18 @@ export async function which(name: string, extraDirs: string[] = []): Promise<str
   }
   return undefined;
 }
+
+/**
+ * Starts a program that outlives this process (a container's health monitor): its own
+ * session, no stdio, not waited for. Returns its pid, or undefined when it could not start.
+ */
+export function spawnDetached(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): number | undefined {
+  try {
+    const child = spawn(cmd, args, { detached: true, stdio: 'ignore', ...(opts.env ? { env: opts.env } : {}) });
+    child.on('error', () => {});
+    child.unref();
+    return child.pid;
+  } catch {
+    return undefined;
+  }
+}

@@ -8,6 +8,7 @@ import { systemRoutes } from './system.js';
 import { volumeRoutes } from './volumes.js';
 import { containerRoutes } from './containers.js';
 import { execRoutes } from './exec.js';
+import { eventRoutes } from './events.js';
 
 export function apiRouter(engine: Engine): Router {
   const r = new Router(engine);
@@ -18,5 +19,6 @@ export function apiRouter(engine: Engine): Router {
   buildRoutes(r);
   containerRoutes(r);
   execRoutes(r);
+  eventRoutes(r);
   return r;
 }
