@@ -1,6 +1,6 @@
 /**
  * Applies a layer tar to a directory, entry by entry, with every rule of
- * RELIABILITY.md items 1–8:
+ * docs/RELIABILITY.md items 1–8:
  *  - names are cleaned as if the root were `/` (no `..`, no absolute escape);
  *  - parent directories are resolved inside the root: a symlink met on the way is
  *    followed *within* the root (absolute targets are re-rooted), never out of it;

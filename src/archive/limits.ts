@@ -2,7 +2,7 @@
  * The limits a layer's tar must respect — one definition for what the reader accepts
  * (load, pull, import) and what the writer produces (commit), so that every layer
  * layerbox writes, `save` and `push` carry and any layerbox `load`s and `pull`s back
- * (RELIABILITY item 37). Item 7 (node-tar CVE-2024-28863) is why there are limits at all.
+ * (docs/RELIABILITY.md item 37). Item 7 (node-tar CVE-2024-28863) is why there are limits at all.
  */
 
 /** PAX extended headers and GNU long names: at most 1 MiB. */

@@ -1,7 +1,7 @@
 /**
  * Path rules for layer entries. A name is cleaned as if the layer root were `/`:
  * leading slashes, `.` components and `..` above the root are dropped, so nothing can
- * name a place outside the root (RELIABILITY item 1, containerd's fs.RootPath rule).
+ * name a place outside the root (docs/RELIABILITY.md item 1, containerd's fs.RootPath rule).
  */
 
 /** Cleans an archive name into root-relative components ([] = the root itself). */

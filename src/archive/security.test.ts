@@ -1,6 +1,6 @@
 /**
  * The security corpus (test/security/, built by make-corpus.mjs) against the layer applier
- * and the image store. RELIABILITY.md items 1–9 (+17 for the store's state after refusals).
+ * and the image store. docs/RELIABILITY.md items 1–9 (+17 for the store's state after refusals).
  *
  * Applier level: every layer archive is unpacked with `unpackLayer` into `work/root/`
  * beside `work/victim/` and `work/root-evil/` — overlay whiteouts into an empty root, and
@@ -504,7 +504,7 @@ test('the committed corpus is what make-corpus.mjs builds, and every archive has
     if (c.expect.refused) assert.ok(MESSAGES[c.expect.refused], `${c.file}: no message pattern for ${c.expect.refused}`);
     else if (isLayerCase(c)) assert.ok(CONTAINED[c.file], `${c.file}: contained, but no check says where`);
   }
-  // every item of RELIABILITY.md 1–9 has cases
+  // every item of docs/RELIABILITY.md 1–9 has cases
   for (let i = 1; i <= 9; i++) assert.ok(CASES.some((c) => c.item === i), `no case for item ${i}`);
 });
 
@@ -796,7 +796,7 @@ interface SnapshotRow {
   kind: string;
 }
 
-/** RELIABILITY 17's invariants: committed snapshots only, blobs match their names, nothing temporary left. */
+/** docs/RELIABILITY.md item 17's invariants: committed snapshots only, blobs match their names, nothing temporary left. */
 function assertStoreConsistent(root: string): void {
   const db = new Database(join(root, 'metadata.db'), { readonly: true, fileMustExist: true });
   let snaps: SnapshotRow[];

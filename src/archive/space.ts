@@ -1,5 +1,5 @@
 /**
- * Free space as a limit (RELIABILITY items 33, 35): a stream that never ends, or that
+ * Free space as a limit (docs/RELIABILITY.md items 33, 35): a stream that never ends, or that
  * declares more than the disk holds, is refused while some space is still left — the
  * store stays usable (rm, rmi, prune need a little room), and nothing dies on ENOSPC
  * half-way through a write.

@@ -424,7 +424,7 @@ test('extracting into a container (PUT /containers/{id}/archive): the tree and t
 
 // ------------------------------------------------------------------ hostile archives through cp -
 
-test('hostile archives (the security corpus) extracted into a container by cp - stay in the container or are refused (RELIABILITY 1–4, 32)', async () => {
+test('hostile archives (the security corpus) extracted into a container by cp - stay in the container or are refused (docs/RELIABILITY.md, items 1–4, 32)', async () => {
   const corpus = join(FIXTURES, '..', 'test', 'security');
   const tars = readdirSync(corpus).filter((n) => n.endsWith('.tar') && !n.endsWith('.oci.tar'));
   const name = `lbcp-hostile-${process.pid}`;

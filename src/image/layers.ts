@@ -7,7 +7,7 @@
  * Two mechanisms, kept apart so that no process ever waits for another in a cycle:
  *  - a per-chainID *extraction lock*, held only while a missing layer is unpacked and
  *    committed: a second process that needs it waits, and then finds it present (one
- *    download, one unpack — RELIABILITY 18, 19);
+ *    download, one unpack — docs/RELIABILITY.md item 18, 19);
  *  - *leases* (rows in the database, with the holder's pid): a process that is unpacking
  *    or recording an image leases its chain first; collection skips leased layers, so a
  *    layer cannot disappear between "it exists" and "the image that uses it is recorded".

@@ -1,5 +1,5 @@
 /**
- * RELIABILITY item 37 — limits are the same everywhere: what `commit`, `save` and `push`
+ * docs/RELIABILITY.md item 37 — limits are the same everywhere: what `commit`, `save` and `push`
  * write, `load` and `pull` accept, and what they would refuse is refused at `commit`
  * (issue 9.7). Path depth (1024 components, src/archive/limits.ts) and the number of
  * layers (499: overlayfs stacks 500 lower layers, a container adds its init layer).
@@ -48,7 +48,7 @@ async function assertUnchanged(root: string, images: string): Promise<void> {
 /** busybox sh: `depth` nested directories `d`, and a file `f` at the bottom. */
 const deepTree = (depth: number) => `i=0; while [ $i -lt ${depth} ]; do mkdir d; cd d; i=$((i+1)); done; echo bottom > f`;
 
-test('RELIABILITY 37: a path 1100 directories deep is refused by commit with a clear error; at the limit (1024) commit, save, load, push and pull all take it', async () => {
+test('docs/RELIABILITY.md item 37: a path 1100 directories deep is refused by commit with a clear error; at the limit (1024) commit, save, load, push and pull all take it', async () => {
   const a = tempRoot();
   const b = tempRoot();
   const c = tempRoot();

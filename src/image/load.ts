@@ -126,7 +126,7 @@ async function readHead(path: string): Promise<Buffer> {
 
 /**
  * Copies (and decompresses) a stream into a temporary tar file under the store, reading it
- * as a tar as it passes (RELIABILITY item 35):
+ * as a tar as it passes (docs/RELIABILITY.md item 35):
  *  - what is not a tar archive is refused at its first header (a bad checksum: random
  *    bytes, text), and the copy ends at the end-of-archive marker (/dev/zero is an empty
  *    archive, then zeros without end);

@@ -1,5 +1,5 @@
 /**
- * RELIABILITY item 35 (issue 9.5): `load` and `import` of a stream that never ends, or that
+ * docs/RELIABILITY.md item 35 (issue 9.5): `load` and `import` of a stream that never ends, or that
  * declares more than the disk holds, are refused quickly with a clear error — nothing left
  * in tmp/, the store unchanged. `timeout 10 layerbox load < /dev/zero` used to spool 2.9 GB
  * into <root>/tmp in 10 s.
@@ -106,7 +106,7 @@ async function runWith(root: string, args: string[], src: Source): Promise<Run> 
   return { code: code ?? (signal ? 128 : -1), stderr: Buffer.concat(err).toString(), ms: performance.now() - t0, fed };
 }
 
-describe('RELIABILITY 35: load and import of endless or oversized streams', () => {
+describe('docs/RELIABILITY.md item 35: load and import of endless or oversized streams', () => {
   const t = tempRoot('lb-streams-');
   const root = t.root;
   let baseline: string;

@@ -1,4 +1,4 @@
-/** Docker's config.json: lookup keys, file modes, atomic writes through symlinks, credential helpers (RELIABILITY 15). */
+/** Docker's config.json: lookup keys, file modes, atomic writes through symlinks, credential helpers (docs/RELIABILITY.md, item 15). */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, lstat, mkdir, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
@@ -60,7 +60,7 @@ describe('lookup keys', () => {
   });
 });
 
-describe('writes (RELIABILITY 15)', () => {
+describe('writes (docs/RELIABILITY.md, item 15)', () => {
   it('creates the directory 0700 and the file 0600, keeps unknown keys, leaves no temp files', async () => {
     const d = await fresh();
     const dir = join(d, 'dot-docker');

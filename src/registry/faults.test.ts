@@ -1,5 +1,5 @@
 /**
- * RELIABILITY items 10–14 against FaultyRegistry, the fault-injecting test double: the
+ * docs/RELIABILITY.md items 10–14 against FaultyRegistry, the fault-injecting test double: the
  * faults here are ones a real registry does not make on request (see registries.test.ts
  * for the real docker-registry).
  */
@@ -46,7 +46,7 @@ const MANIFESTS = /\/manifests\//;
 
 const blobGets = (r: FaultyRegistry, digest: string) => r.requests.filter((q) => q.method === 'GET' && q.path.endsWith(`/blobs/${digest}`));
 
-describe('RELIABILITY 10: blobs that do not match their descriptor', () => {
+describe('docs/RELIABILITY.md item 10: blobs that do not match their descriptor', () => {
   const data = pseudoRandom(300_000, 7);
   const desc = descriptor(data);
 
@@ -189,7 +189,7 @@ describe('RELIABILITY 10: blobs that do not match their descriptor', () => {
   });
 });
 
-describe('RELIABILITY 11: manifests that are not what was asked for', () => {
+describe('docs/RELIABILITY.md item 11: manifests that are not what was asked for', () => {
   const cfg = imageConfig();
   const layer = pseudoRandom(1000, 9);
   const m1 = ociManifest(descriptor(cfg, MediaType.OciConfig), [descriptor(layer)]);
@@ -227,7 +227,7 @@ describe('RELIABILITY 11: manifests that are not what was asked for', () => {
   });
 });
 
-describe('RELIABILITY 12: size caps and schema 1', () => {
+describe('docs/RELIABILITY.md item 12: size caps and schema 1', () => {
   it('manifest larger than 4 MiB (declared): refused before reading the body', async () => {
     const r = await faulty();
     r.inject({ method: 'GET', path: MANIFESTS, fault: { kind: 'huge', bytes: 64 * 1024 * 1024, contentType: MediaType.OciManifest } });
@@ -311,7 +311,7 @@ describe('RELIABILITY 12: size caps and schema 1', () => {
   });
 });
 
-describe('RELIABILITY 13: media-type confusion (CVE-2021-41190)', () => {
+describe('docs/RELIABILITY.md item 13: media-type confusion (CVE-2021-41190)', () => {
   const cfg = descriptor(imageConfig(), MediaType.OciConfig);
   const layer = descriptor(pseudoRandom(100, 4));
 
@@ -354,7 +354,7 @@ describe('RELIABILITY 13: media-type confusion (CVE-2021-41190)', () => {
   });
 });
 
-describe('RELIABILITY 14: credentials stay with their host', () => {
+describe('docs/RELIABILITY.md item 14: credentials stay with their host', () => {
   const data = pseudoRandom(200_000, 11);
   const desc = descriptor(data);
 

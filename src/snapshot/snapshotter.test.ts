@@ -4,7 +4,7 @@
  * way the engine makes them — prepare an active snapshot on the parent, mount it, change
  * files through the mount, unmount, commit — and every result is compared with a plain
  * reference directory built with ordinary fs calls. Crash and concurrency behaviours
- * (RELIABILITY 17, 18, 20, 21) use real child processes (testdata-child.ts) and SIGKILL.
+ * (docs/RELIABILITY.md, items 17, 18, 20, 21) use real child processes (testdata-child.ts) and SIGKILL.
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -245,10 +245,10 @@ const snapshotDirs = (e: Env) => readdirSync(e.sn.dir).sort();
 const trashDirs = (e: Env) => readdirSync(e.sn.dir).filter((n) => n.startsWith('.trash-'));
 
 // ---------------------------------------------------------------------------------------------
-// RELIABILITY 22 and containerd's basic behaviours, for every snapshotter
+// docs/RELIABILITY.md item 22 and containerd's basic behaviours, for every snapshotter
 
 for (const driver of DRIVERS) {
-  describe(`${driver} snapshotter: basic behaviours (RELIABILITY 22)`, () => {
+  describe(`${driver} snapshotter: basic behaviours (docs/RELIABILITY.md, item 22)`, () => {
     test('basic workflow: prepare, mount, change, commit, prepare on top, view (containerd Basic)', () =>
       withEnv(driver, async (e) => {
         const initial: Applier = [createFile('foo', 'foo\n', 0o777), createDir('a', 0o755), createDir('a/b', 0o755), createDir('a/b/c', 0o755)];
@@ -485,10 +485,10 @@ for (const driver of DRIVERS) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// RELIABILITY 23: each leaves the mounted tree equal to a plain reference directory
+// docs/RELIABILITY.md item 23: each leaves the mounted tree equal to a plain reference directory
 
 for (const driver of DRIVERS) {
-  describe(`${driver} snapshotter: layered trees equal a reference directory (RELIABILITY 23)`, () => {
+  describe(`${driver} snapshotter: layered trees equal a reference directory (docs/RELIABILITY.md, item 23)`, () => {
     test('update a lower file across several layers (containerd LayerFileUpdate, docker#21555)', () =>
       withEnv(driver, async (e) => {
         const l1: Applier = [createDir('etc', 0o700), createFile('etc/hosts', 'mydomain 10.0.0.1', 0o644), createFile('etc/profile', 'PATH=/usr/bin', 0o644)];
@@ -626,10 +626,10 @@ for (const driver of DRIVERS) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// RELIABILITY 21: a failed unmount never leads to a recursive delete of what is still mounted
+// docs/RELIABILITY.md item 21: a failed unmount never leads to a recursive delete of what is still mounted
 
 for (const driver of DRIVERS) {
-  describe(`${driver} snapshotter: removal never deletes through a mount (RELIABILITY 21)`, () => {
+  describe(`${driver} snapshotter: removal never deletes through a mount (docs/RELIABILITY.md, item 21)`, () => {
     function precious(e: Env): string {
       const p = join(e.tmp, 'precious');
       mkdirSync(join(p, 'sub'), { recursive: true });
@@ -705,10 +705,10 @@ for (const driver of DRIVERS) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// RELIABILITY 20: kill -9 during a remove never leaves half a snapshot that is listed
+// docs/RELIABILITY.md item 20: kill -9 during a remove never leaves half a snapshot that is listed
 
 for (const driver of DRIVERS) {
-  test(`${driver}: kill -9 while removing a big snapshot leaves it whole and listed, or gone after the next sweep (RELIABILITY 20)`, (tc) =>
+  test(`${driver}: kill -9 while removing a big snapshot leaves it whole and listed, or gone after the next sweep (docs/RELIABILITY.md, item 20)`, (tc) =>
     withEnv(driver, async (e) => {
       // the big snapshot's content, built once
       const template = join(e.tmp, 'template');
@@ -766,7 +766,7 @@ for (const driver of DRIVERS) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// RELIABILITY 17/18: two processes unpacking the same chain; a killed unpack is never used
+// docs/RELIABILITY.md item 17/18: two processes unpacking the same chain; a killed unpack is never used
 
 interface LayerTar {
   tar: string;
@@ -833,7 +833,7 @@ async function mergedView(e: Env, top: string, fn: (dir: string) => void): Promi
 }
 
 for (const driver of DRIVERS) {
-  describe(`${driver}: concurrent unpacks of one chain through LayerStore (RELIABILITY 17, 18)`, () => {
+  describe(`${driver}: concurrent unpacks of one chain through LayerStore (docs/RELIABILITY.md, items 17, 18)`, () => {
     test('two processes unpack the same chainIDs: one wins, both succeed, nobody sees a half-extracted snapshot', (tc) =>
       withEnv(driver, async (e) => {
         const { layers, merged } = makeLayers(join(e.tmp, 'src'));
