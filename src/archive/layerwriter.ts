@@ -61,6 +61,12 @@ export interface WriteLayerResult {
   diffId: Digest;
   /** Bytes of tar written. */
   size: number;
+  /**
+   * What the layer holds, as Docker sizes a layer (`docker history`, `system df`): the
+   * bytes of its regular files (each hard-linked file once) and of its symlinks' targets —
+   * what unpacking the layer counts too.
+   */
+  contentBytes: number;
   /** Tar entries written (whiteouts and opaque markers included, PAX headers not). */
   entries: number;
 }
@@ -195,10 +201,11 @@ export async function writeLayer(upper: string, lowers: readonly string[], out: 
   /** "dev:ino" of multi-link inodes -> first name written */
   const links = new Map<string, string>();
   let entries = 0;
+  let contentBytes = 0;
   let ticks = 0;
 
   const emitHeader = async (h: TarHeader): Promise<void> => {
-    // what load and pull would refuse is refused here, at commit (RELIABILITY item 37)
+    // what load and pull would refuse is refused here, at commit (docs/RELIABILITY.md item 37)
     const bad = nameProblem(h.type === 'dir' ? h.name + '/' : h.name);
     if (bad) throw unwritableName(h.name, bad, upper);
     const b = encodeHeader(h);
@@ -290,6 +297,7 @@ export async function writeLayer(upper: string, lowers: readonly string[], out: 
           });
         }
         const size = Number(st.size);
+        contentBytes += size;
         await emitHeader(header(rel, 'file', st, { size, xattrs }));
         if (size > 0) {
           ts?.payload(size, rel);
@@ -304,7 +312,9 @@ export async function writeLayer(upper: string, lowers: readonly string[], out: 
         closeSync(fd);
       }
     } else if (st.isSymbolicLink()) {
-      await emitHeader(header(rel, 'symlink', st, { linkname: readLinkTarget(abs, rel), xattrs }));
+      const linkname = readLinkTarget(abs, rel);
+      contentBytes += Buffer.byteLength(linkname);
+      await emitHeader(header(rel, 'symlink', st, { linkname, xattrs }));
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
       await emitHeader(header(rel, st.isCharacterDevice() ? 'char' : 'block', st, { devmajor: devMajor(st.rdev), devminor: devMinor(st.rdev), xattrs }));
     } else if (st.isFIFO()) {
@@ -314,5 +324,5 @@ export async function writeLayer(upper: string, lowers: readonly string[], out: 
   ts?.raw(END_OF_ARCHIVE);
   await w.put(END_OF_ARCHIVE);
   await w.flush();
-  return { diffId: w.digest(), size: w.total, entries };
+  return { diffId: w.digest(), size: w.total, contentBytes, entries };
 }

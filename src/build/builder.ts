@@ -582,7 +582,7 @@ export class Builder {
         await rm(tsPath, { force: true });
         release = this.d.images.layers.lease(parentChain);
       } else {
-        const lease = await this.d.images.layers.adoptPrepared(parentChain, key, { diffId: w.diffId, size: w.size, tarSize, tarsplit: { path: tsPath, ...ts } });
+        const lease = await this.d.images.layers.adoptPrepared(parentChain, key, { diffId: w.diffId, size: w.contentBytes, tarSize, tarsplit: { path: tsPath, ...ts } });
         chain = lease.chainIds;
         release = lease.release;
       }

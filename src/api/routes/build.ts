@@ -58,7 +58,8 @@ export function buildRoutes(r: Router): void {
     const hasBody = c.req.headers['content-length'] !== '0' && (c.req.headers['content-length'] !== undefined || c.req.headers['transfer-encoding'] !== undefined);
     if (!hasBody && !opts.remote) throw badRequest('no build context: send a tar of the context as the body, or give remote=URL');
     const input: ImageBuildInput = hasBody ? { stream: c.req } : {};
-    await streamOperation(c, c.engine.build.build(input, opts, { signal: c.signal }));
+    // quiet: dockerd's router writes the ID as the only stream line (the CLI's -q prints it)
+    await streamOperation(c, c.engine.build.build(input, opts, { signal: c.signal }), { after: (r) => (opts.q ? [{ stream: `${r.id}\n` }] : []) });
   });
   r.on('POST', '/build/prune', async (c) => {
     c.send(200, await c.engine.build.prune({ all: c.query.bool('all') }));
