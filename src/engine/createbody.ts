@@ -122,6 +122,14 @@ export function checkRestartPolicy(p: RestartPolicy): void {
   if (rp !== 'on-failure' && max > 0) throw invalidArgument('INVALID_RESTART_POLICY', `maximum retry count cannot be used with restart policy '${rp}'`);
 }
 
+/** Config.Healthcheck as dockerd keeps it: zero fields left out (Go's omitempty; they inherit the image's). */
+function healthcheckOf(h: HealthConfig): HealthConfig {
+  const out: HealthConfig = {};
+  if (h.Test?.length) out.Test = h.Test;
+  for (const k of ['Interval', 'Timeout', 'StartPeriod', 'Retries'] as const) if (h[k]) out[k] = h[k];
+  return out;
+}
+
 /** 1 ms: Docker's containertypes.MinimumDuration, in nanoseconds. */
 const MIN_DURATION_NS = 1e6;
 
@@ -236,7 +244,7 @@ export function toCreateRequest(body: ContainerCreateBody, name: string | undefi
     ...(body.StopSignal ? { stopSignal: body.StopSignal } : {}),
     ...(body.StopTimeout !== undefined && body.StopTimeout !== null ? { stopTimeout: body.StopTimeout } : {}),
     expose: Object.keys(body.ExposedPorts ?? {}),
-    ...(body.Healthcheck ? { healthcheck: body.Healthcheck } : {}),
+    ...(body.Healthcheck ? { healthcheck: healthcheckOf(body.Healthcheck) } : {}),
     hostConfig: hc,
   };
 }
