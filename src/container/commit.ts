@@ -44,6 +44,11 @@ export interface CommitOptions {
   /** REPO[:TAG] */
   reference?: string;
   /**
+   * POST /commit's body: the new image's config instead of the container's; the changes
+   * apply to it, and what it leaves unset is taken from the container's (Docker's merge)
+   */
+  config?: ContainerConfig;
+  /**
    * `build`: the new image's config is the caller's, made from the parent's config and the
    * layer's diffID; a layer without changes is left out of the chain (Docker's empty_layer).
    */
@@ -241,11 +246,43 @@ async function commitRunning(deps: CommitDeps, c: ContainerRecord, chain: Digest
   }
 }
 
+/**
+ * Docker's merge of a commit's config with the container's (daemon/commit.go): what the
+ * given config leaves unset comes from the container; ports, volumes and labels are
+ * merged, and environment variables it does not name are added.
+ */
+export function mergeConfig(user: ContainerConfig, ctr: ContainerConfig): ContainerConfig {
+  if (!user.User) user.User = ctr.User ?? '';
+  if (!user.ExposedPorts || Object.keys(user.ExposedPorts).length === 0) {
+    if (ctr.ExposedPorts) user.ExposedPorts = ctr.ExposedPorts;
+  } else for (const p of Object.keys(ctr.ExposedPorts ?? {})) user.ExposedPorts[p] ??= {};
+  if (!user.Env?.length) {
+    if (ctr.Env) user.Env = ctr.Env;
+  } else {
+    const keys = new Set(user.Env.map((e) => e.split('=')[0]));
+    for (const e of ctr.Env ?? []) if (!keys.has(e.split('=')[0])) user.Env.push(e);
+  }
+  user.Labels = { ...(ctr.Labels ?? {}), ...(user.Labels ?? {}) };
+  if (!user.Entrypoint?.length) {
+    if (!user.Cmd?.length && ctr.Cmd) user.Cmd = ctr.Cmd;
+    if (user.Entrypoint === undefined || user.Entrypoint === null) {
+      if (ctr.Entrypoint) user.Entrypoint = ctr.Entrypoint;
+    }
+  }
+  if (ctr.Healthcheck && !user.Healthcheck) user.Healthcheck = ctr.Healthcheck;
+  if (!user.WorkingDir && ctr.WorkingDir) user.WorkingDir = ctr.WorkingDir;
+  if (!user.Volumes || Object.keys(user.Volumes).length === 0) {
+    if (ctr.Volumes) user.Volumes = ctr.Volumes;
+  } else Object.assign(user.Volumes, ctr.Volumes ?? {});
+  if (!user.StopSignal && ctr.StopSignal) user.StopSignal = ctr.StopSignal;
+  return user;
+}
+
 /** The committed image's config: Docker's rules (container config as the new Config, -c on top). */
 function newConfig(parent: ImageConfig, c: ContainerRecord, diffId: Digest, opts: CommitOptions): ImageConfig {
   const created = new Date().toISOString();
   // the container's config (its Cmd, Env, …) becomes the image's, minus what is per-container
-  const base: ContainerConfig = { ...c.config };
+  const base: ContainerConfig = opts.config ? { ...opts.config } : { ...c.config };
   delete base.Hostname;
   delete base.Domainname;
   delete base.AttachStdin;
@@ -256,6 +293,7 @@ function newConfig(parent: ImageConfig, c: ContainerRecord, diffId: Digest, opts
   delete base.StdinOnce;
   base.Image = c.imageId;
   const config = applyChanges(base, opts.changes ?? []);
+  if (opts.config) mergeConfig(config, c.config);
   const createdBy = [...(c.config.Entrypoint ?? []), ...(c.config.Cmd ?? [])].join(' ');
   const history = [...(parent.history ?? []), { created, created_by: createdBy, ...(opts.author ? { author: opts.author } : {}), ...(opts.message ? { comment: opts.message } : {}) }];
   return {
