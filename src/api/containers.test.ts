@@ -218,7 +218,7 @@ test('wait: not-running at once, next-exit before the start, removed with AutoRe
 });
 
 test('logs: stdcopy frames per stream, raw with a TTY, tail and timestamps; follow ends at the exit; 400 without a stream', async () => {
-  const id = await run(['sh', '-c', 'echo out1; echo err1 >&2; echo out2']);
+  const id = await run(['sh', '-c', 'echo out1; echo err1 >&2; sleep 0.2; echo out2']);
   await until('exit', async () => !(await inspect(id)).State.Running);
   const all = await call('GET', `/containers/${id}/logs?stdout=1&stderr=1`);
   assert.equal(all.status, 200);

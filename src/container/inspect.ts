@@ -74,8 +74,11 @@ export function inspectContainer(c: ContainerRecord, extra: { rootfs: string; up
     ExecIDs: null,
     HostConfig: {
       Binds: c.hostConfig.Binds.length ? c.hostConfig.Binds : null,
+      // dockerd's default driver; the logs endpoint serves it. Clients read logs only for a
+      // driver they know can be read (docker-compose's logs print nothing without it)
+      LogConfig: { Type: 'json-file', Config: {} },
       NetworkMode: c.hostConfig.NetworkMode,
-      PortBindings: Object.fromEntries(c.hostConfig.PortBindings.map((p) => [p, []])),
+      PortBindings: portBindings(c.hostConfig.PortBindings),
       AutoRemove: c.hostConfig.AutoRemove,
       CapAdd: c.hostConfig.CapAdd.length ? c.hostConfig.CapAdd : null,
       CapDrop: c.hostConfig.CapDrop.length ? c.hostConfig.CapDrop : null,
@@ -111,4 +114,18 @@ export function inspectContainer(c: ContainerRecord, extra: { rootfs: string; up
     Config: dockerContainerConfig(c.config),
     NetworkSettings: networkSettings(c, net, ports),
   };
+}
+
+/** The recorded `-p` specs ([ip:][hostPort:]containerPort[/proto]) in HostConfig.PortBindings' shape, as dockerd shows them. */
+function portBindings(specs: readonly string[]): Record<string, { HostIp: string; HostPort: string }[]> {
+  const out: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const spec of specs) {
+    const parts = spec.split(':');
+    let port = parts.pop()!;
+    const hostPort = parts.pop() ?? '';
+    const hostIp = parts.join(':').replace(/^\[(.*)\]$/, '$1');
+    if (!port.includes('/')) port += '/tcp';
+    (out[port] ??= []).push({ HostIp: hostIp, HostPort: hostPort });
+  }
+  return out;
 }
