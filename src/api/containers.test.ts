@@ -506,7 +506,11 @@ test('commit: container, repo, tag, comment, author, changes (repeated) and a co
   assert.equal(img.Author, 'me');
   assert.equal(img.Comment, 'msg');
   assert.deepEqual(img.Config.Cmd, ['cat', '/x']);
-  assert.deepEqual(img.Config.Env, ['A=override', 'C=3', 'B=2']);
+  // Docker's merge: the body's and the changes' variables, then the container's others (its
+  // own, then the image's, which create merged into the container's config)
+  const imageEnv = ((await engine.images.inspect('busybox')) as unknown as Img).Config.Env;
+  assert.ok(imageEnv.length > 0, 'the image has variables of its own');
+  assert.deepEqual(img.Config.Env, ['A=override', 'C=3', 'B=2', ...imageEnv]);
   assert.deepEqual(img.Config.Labels, { from: 'body' });
   assert.deepEqual(Object.keys(img.Config.ExposedPorts ?? {}), ['80/tcp']);
   const out = await run(['cat', '/x'], { Image: 'committed:v1' });
@@ -514,7 +518,7 @@ test('commit: container, repo, tag, comment, author, changes (repeated) and a co
   assert.equal(textOf(demux((await call('GET', `/containers/${out}/logs?stdout=1`)).body), 1), 'x\n');
   const nul = await call('POST', `/commit?container=${id}&repo=committed&tag=v2`, { raw: Buffer.from('null'), headers: { 'Content-Type': 'application/json' } });
   assert.equal(nul.status, 201, 'the docker CLI sends null');
-  assert.deepEqual(((await engine.images.inspect('committed:v2')) as unknown as Img).Config.Env, ['A=1', 'B=2']);
+  assert.deepEqual(((await engine.images.inspect('committed:v2')) as unknown as Img).Config.Env, ['A=1', 'B=2', ...imageEnv]);
   assert.equal((await call('POST', '/commit?container=nosuch')).status, 404);
   const badChange = await call('POST', `/commit?container=${id}&changes=${encodeURIComponent('FROB x')}`);
   assert.equal(badChange.status, 400);

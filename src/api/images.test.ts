@@ -10,15 +10,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lbp } from '../testing/cli.js';
 import { FIXTURES } from '../testing/tree.js';
 import { startDockerd, dockerdInstalled, type PrivateDockerd } from '../testing/dockerd.js';
-import { startServe, type RunningServe } from '../testing/serve.js';
+import { runDocker, startServe, type RunningServe } from '../testing/serve.js';
 import { startRegistry, type TestRegistry } from '../registry/testing/registries.js';
 import { layerTar } from '../testing/images.js';
 
@@ -47,18 +45,7 @@ function side(name: Side['name'], env: NodeJS.ProcessEnv): Side {
   return {
     name,
     env: e,
-    async docker(args, o = {}) {
-      const c = spawn(o.bin ?? DOCKER_20, args, { env: e, stdio: ['pipe', 'pipe', 'pipe'] });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      c.stdout.on('data', (b: Buffer) => out.push(b));
-      c.stderr.on('data', (b: Buffer) => err.push(b));
-      c.stdin.on('error', () => {});
-      c.stdin.end(o.input ?? '');
-      const [code] = (await once(c, 'close')) as [number | null];
-      const bytes = Buffer.concat(out);
-      return { code: code ?? -1, stdout: bytes.toString(), stderr: Buffer.concat(err).toString(), out: bytes };
-    },
+    docker: (args, o = {}) => runDocker(o.bin ?? DOCKER_20, args, e, o.input),
   };
 }
 

@@ -11,13 +11,13 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnSync } from 'node:child_process';
 import { lbp, tempRoot } from '../testing/cli.js';
 import { FIXTURES } from '../testing/tree.js';
 import { layerTar, writeDockerArchive } from '../testing/images.js';
 import { startDockerd } from '../testing/dockerd.js';
-import { serveLite } from '../testing/serve-lite.js';
+import { startServe } from '../testing/serve.js';
+import { until } from '../testing/wait.js';
 import { Engine } from './index.js';
 import { applyProbeResult, goDurationString, mergeHealthcheck, probeCommand, type HealthFile } from '../container/health.js';
 
@@ -33,15 +33,6 @@ async function ok(args: string[]): Promise<string> {
   return r.stdout.trim();
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 interface Health {
   Status: string;
@@ -194,7 +185,7 @@ test("the image's HEALTHCHECK, --no-healthcheck, and flags merged over the image
   const id = await ok(['inspect', '-f', '{{.Id}}', 'img']);
   for (const p of monitorsOf(id)) process.kill(p, 'SIGKILL');
   await until('the monitor gone', async () => monitorsOf(id).length === 0);
-  const serve = await serveLite(root);
+  const serve = await startServe({ root });
   try {
     // … until serve starts: it gives it a new one, which goes on probing
     await until('a new monitor', async () => monitorsOf(id).length === 1);

@@ -9,11 +9,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { lbp, tempRoot } from '../testing/cli.js';
 import { FIXTURES } from '../testing/tree.js';
 import { startDockerd } from '../testing/dockerd.js';
-import { serveLite } from '../testing/serve-lite.js';
+import { startServe } from '../testing/serve.js';
+import { until } from '../testing/wait.js';
 import { openDatabase } from '../metadata/db.js';
 import { BACKOFF_MAX_MS, nextBackoff, policyRestarts } from '../container/restart.js';
 
@@ -27,16 +27,6 @@ async function ok(args: string[]): Promise<string> {
   return r.stdout.trim();
 }
 
-/** Waits until `fn` gives a truthy value (polling; the condition, not a fixed time). */
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 const state = async (name: string) => JSON.parse((await ok(['inspect', '-f', '{{json .State}}', name])).trim()) as { Status: string; Running: boolean; Restarting: boolean; ExitCode: number };
 const restartCount = async (name: string) => Number((await ok(['inspect', '-f', '{{.RestartCount}}', name])).trim());
@@ -205,7 +195,7 @@ test('serve, when it starts, brings back what dockerd brings back at boot: alway
   }
   db.close();
   assert.equal((await state('b-unless')).ExitCode, 255, 'after a reboot a container that ran is exited (255)');
-  const serve = await serveLite(root);
+  const serve = await startServe({ root });
   try {
     await until('serve restarted them', async () => {
       const s = await Promise.all(['b-always', 'b-unless', 'b-onfail'].map(state));

@@ -21,6 +21,20 @@ export interface ServeResult {
   out: Buffer;
 }
 
+/** Runs a docker CLI (`bin`) with `env`, `input` on its stdin; never throws for an exit code. */
+export async function runDocker(bin: string, args: string[], env: NodeJS.ProcessEnv, input: string | Buffer = ''): Promise<ServeResult> {
+  const c = spawn(bin, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  c.stdout!.on('data', (b: Buffer) => out.push(b));
+  c.stderr!.on('data', (b: Buffer) => err.push(b));
+  c.stdin!.on('error', () => {});
+  c.stdin!.end(input);
+  const [code] = (await once(c, 'close')) as [number | null];
+  const bytes = Buffer.concat(out);
+  return { code: code ?? -1, stdout: bytes.toString(), out: bytes, stderr: Buffer.concat(err).toString() };
+}
+
 export interface RunningServe {
   /** the store root the server uses */
   root: string;
@@ -91,18 +105,7 @@ export async function startServe(opts: StartServeOptions = {}): Promise<RunningS
   const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: join(dir, 'docker-config'), DOCKER_BUILDKIT: '0', DOCKER_CLI_HINTS: 'false', COMPOSE_DOCKER_CLI_BUILD: '0' };
   delete env.NODE_EXTRA_CA_CERTS;
   delete env.DOCKER_API_VERSION;
-  const docker: RunningServe['docker'] = async (args, o = {}) => {
-    const c = spawn(o.bin ?? '/usr/bin/docker', args, { env: { ...env, ...(o.env ?? {}) }, stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    c.stdout.on('data', (b: Buffer) => out.push(b));
-    c.stderr.on('data', (b: Buffer) => err.push(b));
-    c.stdin.on('error', () => {});
-    c.stdin.end(o.input ?? '');
-    const [code] = (await once(c, 'close')) as [number | null];
-    const bytes = Buffer.concat(out);
-    return { code: code ?? -1, stdout: bytes.toString(), out: bytes, stderr: Buffer.concat(err).toString() };
-  };
+  const docker: RunningServe['docker'] = (args, o = {}) => runDocker(o.bin ?? '/usr/bin/docker', args, { ...env, ...(o.env ?? {}) }, o.input);
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
