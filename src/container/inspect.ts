@@ -74,6 +74,8 @@ export function inspectContainer(c: ContainerRecord, extra: { rootfs: string; up
     ExecIDs: null,
     HostConfig: {
       Binds: c.hostConfig.Binds.length ? c.hostConfig.Binds : null,
+      // always there in dockerd's answer (docker-py's containers.run reads it); the driver is the one info names
+      LogConfig: { Type: 'k8s-file', Config: {} },
       NetworkMode: c.hostConfig.NetworkMode,
       PortBindings: Object.fromEntries(c.hostConfig.PortBindings.map((p) => [p, []])),
       AutoRemove: c.hostConfig.AutoRemove,
