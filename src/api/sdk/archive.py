@@ -40,7 +40,8 @@ def read_tar(chunks):
     members = []
     with tarfile.open(fileobj=io.BytesIO(data)) as t:
         for m in t.getmembers():
-            entry = {'name': m.name, 'type': 'dir' if m.isdir() else 'link' if m.issym() else 'file', 'mode': oct(m.mode), 'uid': m.uid, 'gid': m.gid}
+            # the permission bits: dockerd's headers also carry the file type (Go's c_ISDIR…), layerbox's do not
+            entry = {'name': m.name, 'type': 'dir' if m.isdir() else 'link' if m.issym() else 'file', 'mode': oct(m.mode & 0o7777), 'uid': m.uid, 'gid': m.gid}
             if m.isfile():
                 entry['data'] = t.extractfile(m).read().decode()
             if m.issym():

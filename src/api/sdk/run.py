@@ -53,7 +53,7 @@ try:
         out['run_error'] = 'no error'
     except docker.errors.ContainerError as e:
         out['run_error'] = {'exit_status': e.exit_status, 'stderr': text(e.stderr), 'command': e.command}
-    out['run_ok'] = client.containers.run(image, ['true'], name=prefix + '-ok', remove=True)
+    out['run_ok'] = text(client.containers.run(image, ['sh', '-c', 'echo ok'], name=prefix + '-ok', remove=True))
     # detached, then wait and logs
     d = client.containers.run(image, ['sh', '-c', 'echo hello from run; echo hidden >&2'], name=prefix + '-run', detach=True)
     made.append(d)
