@@ -74,8 +74,9 @@ export function inspectContainer(c: ContainerRecord, extra: { rootfs: string; up
     ExecIDs: null,
     HostConfig: {
       Binds: c.hostConfig.Binds.length ? c.hostConfig.Binds : null,
-      // dockerd's default driver; the logs endpoint serves it. Clients read logs only for a
-      // driver they know can be read (docker-compose's logs print nothing without it)
+      // the logs endpoints serve conmon's k8s-file log; named json-file as Podman's compat API
+      // names it (podman#9036): clients read logs through the API only for a driver they know
+      // (docker-compose's logs and docker-py's containers.run printed nothing with k8s-file)
       LogConfig: { Type: 'json-file', Config: {} },
       NetworkMode: c.hostConfig.NetworkMode,
       PortBindings: portBindings(c.hostConfig.PortBindings),

@@ -951,7 +951,7 @@ export class Containers {
       ID: e.id,
       Running: e.running,
       ExitCode: e.exitCode,
-      ProcessConfig: { tty: !!e.config.Tty, entrypoint: e.config.Cmd[0] ?? '', arguments: e.config.Cmd.slice(1), privileged: !!e.config.Privileged, user: e.config.User ?? '' },
+      ProcessConfig: { tty: !!e.config.Tty, entrypoint: e.config.Cmd[0] ?? '', arguments: e.config.Cmd.slice(1), privileged: !!e.config.Privileged, ...(e.config.User ? { user: e.config.User } : {}) },
       OpenStdin: !!e.config.AttachStdin,
       OpenStderr: e.config.AttachStderr ?? true,
       OpenStdout: e.config.AttachStdout ?? true,

@@ -11,6 +11,7 @@ import type { ProgressMessage } from './types.js';
 
 const UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
 
+/** go-units' HumanSize, which JSONProgress uses: 4 significant digits (`1.057MB`, `655.4kB`). */
 function humanSize(bytes: number): string {
   let v = bytes;
   let i = 0;
@@ -18,7 +19,7 @@ function humanSize(bytes: number): string {
     v /= 1000;
     i++;
   }
-  let s = v.toPrecision(3);
+  let s = v.toPrecision(4);
   if (s.includes('e')) s = String(Number(s));
   if (s.includes('.')) s = s.replace(/0+$/, '').replace(/\.$/, '');
   return s + UNITS[i];

@@ -77,8 +77,9 @@ export class System {
       RegistryConfig: this.registryConfig(),
       SecurityOptions: ['name=seccomp,profile=default'],
       CgroupDriver: 'cgroupfs',
-      LoggingDriver: 'k8s-file',
-      Plugins: { Volume: ['local'], Network: ['bridge', 'host', 'null'], Log: ['k8s-file'] },
+      // conmon's k8s-file log, under the name clients know it by (as in inspect's LogConfig)
+      LoggingDriver: 'json-file',
+      Plugins: { Volume: ['local'], Network: ['bridge', 'host', 'null'], Log: ['json-file'] },
       Runtimes: { runc: { path: 'runc' } },
       DefaultRuntime: 'runc',
       Swarm: { LocalNodeState: 'inactive', NodeID: '', NodeAddr: '', RemoteManagers: null, ControlAvailable: false, Error: '' },

@@ -308,7 +308,7 @@ export interface ExecInspect {
   ID: string;
   Running: boolean;
   ExitCode: number | null;
-  ProcessConfig: { tty: boolean; entrypoint: string; arguments: string[]; privileged: boolean; user: string };
+  ProcessConfig: { tty: boolean; entrypoint: string; arguments: string[]; privileged: boolean; user?: string };
   OpenStdin: boolean;
   OpenStderr: boolean;
   OpenStdout: boolean;

@@ -63,13 +63,17 @@ function build(line: Buffer, a: number, b: number, c: number): LogRecord | undef
   return { time: line.toString('latin1', 0, a), stream, partial: tag === 'P', data: c < line.length ? line.subarray(c + 1) : Buffer.alloc(0) };
 }
 
-/** conmon's `2026-11-22T12:38:42.154398172+01:00` → Docker's `2026-11-22T11:38:42.154398172Z` (and ms since epoch). */
+/**
+ * conmon's `2026-11-22T12:38:42.154398172+01:00` → Docker's `2026-11-22T11:38:42.154398172Z`
+ * (and ms since epoch): always nine fraction digits, trailing zeros kept, as dockerd's logs
+ * write it (jsonmessage.RFC3339NanoFixed).
+ */
 export function toUtc(time: string): { iso: string; ms: number } {
   const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)$/.exec(time);
   if (!m) return { iso: time, ms: Date.parse(time) };
   const base = Date.parse(`${m[1]}${m[3] === 'Z' ? 'Z' : m[3]}`);
-  const frac = (m[2] ?? '').replace(/0+$/, '');
-  const iso = new Date(base).toISOString().slice(0, 19) + (frac ? `.${frac}` : '') + 'Z';
+  const frac = (m[2] ?? '').padEnd(9, '0').slice(0, 9);
+  const iso = new Date(base).toISOString().slice(0, 19) + `.${frac}Z`;
   return { iso, ms: base + Number(`0.${m[2] ?? '0'}`) * 1000 };
 }
 
