@@ -30,14 +30,14 @@ function next(): string[] {
   return ok(['ps', '-aq', '--no-trunc']).split('\n').filter(Boolean);
 }
 
-/** Waits until no conmon exit command (`container cleanup`) of this store runs any more. */
+/** Waits until no conmon exit command of this store (engine/exit-hook.js, which holds the container's lock while it cleans up) runs any more. */
 async function settle(): Promise<void> {
   for (let i = 0; i < 100; i++) {
     let busy = false;
     for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
       try {
         const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-        if (argv.includes(root) && argv.includes('\0container\0cleanup\0')) busy = true;
+        if (argv.includes(root) && argv.includes('exit-hook.js\0')) busy = true;
       } catch {
         /* gone */
       }

@@ -446,7 +446,8 @@ export class Containers {
   async stop(ref: string, opts: { timeout?: number } = {}): Promise<{ alreadyStopped?: boolean }> {
     const cm = await this.manager();
     const c = await cm.get(ref);
-    if (!c.state.Running) return { alreadyStopped: true };
+    // a restarting container counts as running (Docker's): stopping it cancels the restart
+    if (!c.state.Running && c.state.Status !== 'restarting') return { alreadyStopped: true };
     await cm.stop(c.id, opts.timeout);
     this.changed(c.id);
     return {};
