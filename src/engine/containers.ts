@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { availableParallelism, constants as osConstants } from 'node:os';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
-import { conflict, invalidArgument, isEngineError, notFound } from '../errors/index.js';
+import { conflict, EngineError, invalidArgument, isEngineError, notFound } from '../errors/index.js';
 import { parseReference } from '../oci/reference.js';
 import { parsePlatform, platformMatches, platformString } from '../image/platform.js';
 import { swapAccounting } from '../runtime/index.js';
@@ -465,9 +465,14 @@ export class Containers {
   async kill(ref: string, opts: { signal?: string } = {}): Promise<void> {
     const sig = parseSignal(opts.signal || 'SIGKILL');
     const cm = await this.manager();
-    const c = await cm.get(ref);
-    await cm.kill(c.id, sig);
-    this.changed(c.id);
+    try {
+      const c = await cm.get(ref);
+      await cm.kill(c.id, sig);
+      this.changed(c.id);
+    } catch (e) {
+      // dockerd's kill route wraps every error (a missing container, one not running) so
+      throw isEngineError(e) ? new EngineError(e.kind, e.code, `Cannot kill container: ${ref}: ${e.message}`, { cause: e }) : e;
+    }
   }
 
   async pause(ref: string): Promise<void> {
