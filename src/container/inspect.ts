@@ -3,6 +3,7 @@ import type { ContainerRecord } from './types.js';
 import type { NetworkAttachment } from '../network/index.js';
 import { dockerContainerConfig } from '../image/inspect.js';
 import { endpointViews } from './networking.js';
+import { parsePortSpecs } from '../network/ports.js';
 
 /**
  * NetworkSettings as Docker shows it: one entry per network; the top-level address fields
@@ -31,6 +32,13 @@ function networkSettings(c: ContainerRecord, net: NetworkAttachment | undefined,
     MacAddress: b?.MacAddress ?? '',
     Networks: networks,
   };
+}
+
+/** The `-p` specs a container keeps → Docker's PortMap: {"80/tcp": [{HostIp: "", HostPort: "8080"}]}. */
+function portBindings(specs: readonly string[]): Record<string, { HostIp: string; HostPort: string }[]> {
+  const out: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const m of parsePortSpecs(specs)) (out[`${m.containerPort}/${m.proto}`] ??= []).push({ HostIp: m.hostIP, HostPort: m.hostPort });
+  return out;
 }
 
 export function inspectContainer(c: ContainerRecord, extra: { rootfs: string; upper?: string; lowers?: string[]; logPath: string; net?: NetworkAttachment; mounts: { Type: string; Name?: string; Source: string; Destination: string; RW: boolean }[]; health?: unknown }): Record<string, unknown> {
@@ -75,7 +83,7 @@ export function inspectContainer(c: ContainerRecord, extra: { rootfs: string; up
     HostConfig: {
       Binds: c.hostConfig.Binds.length ? c.hostConfig.Binds : null,
       NetworkMode: c.hostConfig.NetworkMode,
-      PortBindings: Object.fromEntries(c.hostConfig.PortBindings.map((p) => [p, []])),
+      PortBindings: portBindings(c.hostConfig.PortBindings),
       AutoRemove: c.hostConfig.AutoRemove,
       CapAdd: c.hostConfig.CapAdd.length ? c.hostConfig.CapAdd : null,
       CapDrop: c.hostConfig.CapDrop.length ? c.hostConfig.CapDrop : null,
