@@ -1,5 +1,5 @@
 /** Docker's JSON view of a container (`docker inspect`), and the short forms `ps` prints. */
-import type { ContainerRecord } from './types.js';
+import { mountMode, type ContainerRecord } from './types.js';
 import type { NetworkAttachment } from '../network/index.js';
 import { dockerContainerConfig } from '../image/inspect.js';
 import { endpointViews } from './networking.js';
@@ -115,7 +115,7 @@ export function inspectContainer(c: ContainerRecord, extra: { rootfs: string; up
       Data: extra.lowers ? { LowerDir: extra.lowers.join(':'), MergedDir: extra.rootfs, UpperDir: extra.upper, WorkDir: extra.upper ? extra.upper.replace(/\/fs$/, '/work') : '' } : { Dir: extra.upper ?? extra.rootfs },
       Name: extra.lowers ? 'overlay' : 'vfs',
     },
-    Mounts: extra.mounts.map((m) => ({ Type: m.Type, ...(m.Name ? { Name: m.Name } : {}), Source: m.Source, Destination: m.Destination, Driver: m.Type === 'volume' ? 'local' : undefined, Mode: '', RW: m.RW, Propagation: m.Type === 'bind' ? 'rprivate' : '' })),
+    Mounts: extra.mounts.map((m) => ({ Type: m.Type, ...(m.Name ? { Name: m.Name } : {}), Source: m.Source, Destination: m.Destination, Driver: m.Type === 'volume' ? 'local' : undefined, Mode: mountMode(c.hostConfig, m.Destination), RW: m.RW, Propagation: m.Type === 'bind' ? 'rprivate' : '' })),
     Config: dockerContainerConfig(c.config),
     NetworkSettings: networkSettings(c, net, ports),
   };

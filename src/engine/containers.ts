@@ -18,7 +18,7 @@ import type { ContainerManager } from '../container/manager.js';
 import type { ContainerRecord } from '../container/types.js';
 import type { NetworkAttachment } from '../network/index.js';
 import { endpointViews } from '../container/networking.js';
-import { containerNetworks } from '../container/types.js';
+import { containerNetworks, mountMode } from '../container/types.js';
 import type { Core } from './core.js';
 import { checkResources, resourceFields, toCreateRequest } from './createbody.js';
 import { DEFAULT_DETACH_KEYS, EscapeProxy, parseDetachKeys } from './detachkeys.js';
@@ -319,13 +319,13 @@ export class Containers {
   private async mountPoints(c: ContainerRecord): Promise<ContainerSummary['Mounts']> {
     const out: ContainerSummary['Mounts'] = [];
     for (const m of c.hostConfig.Mounts) {
-      if (m.Type === 'bind') out.push({ Type: 'bind', Source: m.Source, Destination: m.Target, Mode: m.ReadOnly ? 'ro' : '', RW: !m.ReadOnly, Propagation: 'rprivate' });
+      if (m.Type === 'bind') out.push({ Type: 'bind', Source: m.Source, Destination: m.Target, Mode: mountMode(c.hostConfig, m.Target), RW: !m.ReadOnly, Propagation: 'rprivate' });
       if (m.Type === 'tmpfs') out.push({ Type: 'tmpfs', Source: '', Destination: m.Target, Mode: '', RW: !m.ReadOnly, Propagation: '' });
     }
     const cm = await this.manager();
     for (const r of this.core.db.prepare('SELECT volume, destination FROM container_volumes WHERE container_id = ?').all(c.id) as { volume: string; destination: string }[]) {
       const ro = c.hostConfig.Mounts.find((m) => m.Target === r.destination)?.ReadOnly ?? false;
-      out.push({ Type: 'volume', Name: r.volume, Source: cm.volumes.mountpoint(r.volume), Destination: r.destination, Driver: 'local', Mode: ro ? 'ro' : '', RW: !ro, Propagation: '' });
+      out.push({ Type: 'volume', Name: r.volume, Source: cm.volumes.mountpoint(r.volume), Destination: r.destination, Driver: 'local', Mode: mountMode(c.hostConfig, r.destination), RW: !ro, Propagation: '' });
     }
     return out;
   }
