@@ -99,8 +99,10 @@ export function statusText(c: ContainerRecord, nowMs = Date.now(), health?: { St
   }
 }
 
+/** The Command of a container list entry, as dockerd writes it: the path, then the arguments, one with a space in single quotes. */
 function commandOf(c: ContainerRecord): string {
-  return [...(c.config.Entrypoint ?? []), ...(c.config.Cmd ?? [])].join(' ');
+  const [path = '', ...args] = [...(c.config.Entrypoint ?? []), ...(c.config.Cmd ?? [])];
+  return [path, ...args.map((a) => (a.includes(' ') ? `'${a}'` : a))].join(' ');
 }
 
 function portsOf(net: NetworkAttachment | undefined, c: ContainerRecord): Port[] {
