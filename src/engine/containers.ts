@@ -914,6 +914,12 @@ export class Containers {
         return r.exitCode !== undefined ? { exitCode: r.exitCode } : {};
       } catch (err) {
         e.endedAt = Date.now();
+        if (isEngineError(err) && err.code === 'START_FAILED') {
+          // dockerd: an exec that cannot start has exit code 126 (whatever the reason), and its
+          // error ends as containerd's gRPC error does (": unknown")
+          e.exitCode = 126;
+          throw Object.assign(new EngineError(err.kind, err.code, `${err.message}: unknown`, { ...(err.where ? { where: err.where } : {}), cause: err }), { exitCode: 126 });
+        }
         if (e.exitCode === null) e.exitCode = (err as { exitCode?: number }).exitCode ?? 126;
         throw err;
       } finally {
