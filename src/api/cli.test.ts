@@ -290,6 +290,8 @@ test('docker run -it and exec -it in a real terminal (tmux): a command and its a
       }
       await run(s, t, 'exec (no tty)', ['exec', 'ex', 'sh', '-c', 'echo in exec; echo to stderr >&2; [ -t 0 ] || exit 7']);
       await run(s, t, 'exec -i', ['exec', '-i', 'ex', 'wc', '-c'], { input: 'abc' });
+      await run(s, t, 'exec of a missing command', ['exec', 'ex', 'nosuchcommand']);
+      await run(s, t, 'exec -it of a missing command (no terminal)', ['exec', '-i', 'ex', '/nope/x']);
       await run(s, t, 'exec -u -w -e', ['exec', '-u', '65534', '-w', '/tmp', '-e', 'Y=2', 'ex', 'sh', '-c', 'echo $Y $(pwd) $(id -u)']);
       await run(s, t, 'exec in a missing container', ['exec', 'nosuch', 'true']);
       await run(s, t, 'exec in a stopped container', ['exec', 'itc', 'true']);
@@ -302,6 +304,7 @@ test('docker run -it and exec -it in a real terminal (tmux): a command and its a
       assert.match(t['exec -it']!.out, /(^|\n)\/ # tty; echo \$\(\(2\+3\)\)\n\/dev\/pts\/\d+\n5\n\/ # exit 4\nEXITED 4$/);
       assert.deepEqual(t['exec (no tty)'], { step: 'exec (no tty)', code: 7, out: 'in exec\nto stderr\n' });
       assert.equal(t['exec -i']!.out, '3\n');
+      assert.deepEqual(t['exec of a missing command'], { step: 'exec of a missing command', code: 126, out: 'OCI runtime exec failed: exec failed: unable to start container process: exec: "nosuchcommand": executable file not found in $PATH: unknown\r\n' });
       assert.equal(t['exec in a missing container']!.code, 1);
       assert.equal(t['exec in a missing container']!.out, 'Error: No such container: nosuch\n');
       assert.equal(t['exec in a stopped container']!.out, 'Error response from daemon: Container <id> is not running\n');
