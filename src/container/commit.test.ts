@@ -184,7 +184,7 @@ test('commit of a stopped container; bad input leaves no partial image', () => {
   const before = ok(['images', '-qa', '--no-trunc']);
   for (const [args, re] of [
     [['commit', 'no-such-container'], /No such container: no-such-container/],
-    [['commit', '-c', 'FROM busybox', id], /FROM is not a valid change command/],
+    [['commit', '-c', 'FROM busybox', id], /from is not a valid change command/],
     [['commit', '-c', 'EXPOSE abc', id], /invalid containerPort: abc/],
     [['commit', id, 'Invalid/UPPER:case'], /invalid reference format: repository name must be lowercase/],
   ] as const) {

@@ -1,8 +1,9 @@
 /** Docker's JSON view of a container (`docker inspect`), and the short forms `ps` prints. */
-import type { ContainerRecord } from './types.js';
+import { mountMode, type ContainerRecord } from './types.js';
 import type { NetworkAttachment } from '../network/index.js';
 import { dockerContainerConfig } from '../image/inspect.js';
 import { endpointViews } from './networking.js';
+import { parsePortSpecs } from '../network/ports.js';
 
 /**
  * NetworkSettings as Docker shows it: one entry per network; the top-level address fields
@@ -31,6 +32,13 @@ function networkSettings(c: ContainerRecord, net: NetworkAttachment | undefined,
     MacAddress: b?.MacAddress ?? '',
     Networks: networks,
   };
+}
+
+/** The `-p` specs a container keeps → Docker's PortMap: {"80/tcp": [{HostIp: "", HostPort: "8080"}]}. */
+function portBindings(specs: readonly string[]): Record<string, { HostIp: string; HostPort: string }[]> {
+  const out: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const m of parsePortSpecs(specs)) (out[`${m.containerPort}/${m.proto}`] ??= []).push({ HostIp: m.hostIP, HostPort: m.hostPort });
+  return out;
 }
 
 export function inspectContainer(c: ContainerRecord, extra: { rootfs: string; upper?: string; lowers?: string[]; logPath: string; net?: NetworkAttachment; mounts: { Type: string; Name?: string; Source: string; Destination: string; RW: boolean }[]; health?: unknown }): Record<string, unknown> {
@@ -111,7 +119,7 @@ export function inspectContainer(c: ContainerRecord, extra: { rootfs: string; up
       Data: extra.lowers ? { LowerDir: extra.lowers.join(':'), MergedDir: extra.rootfs, UpperDir: extra.upper, WorkDir: extra.upper ? extra.upper.replace(/\/fs$/, '/work') : '' } : { Dir: extra.upper ?? extra.rootfs },
       Name: extra.lowers ? 'overlay' : 'vfs',
     },
-    Mounts: extra.mounts.map((m) => ({ Type: m.Type, ...(m.Name ? { Name: m.Name } : {}), Source: m.Source, Destination: m.Destination, Driver: m.Type === 'volume' ? 'local' : undefined, Mode: '', RW: m.RW, Propagation: m.Type === 'bind' ? 'rprivate' : '' })),
+    Mounts: extra.mounts.map((m) => ({ Type: m.Type, ...(m.Name ? { Name: m.Name } : {}), Source: m.Source, Destination: m.Destination, Driver: m.Type === 'volume' ? 'local' : undefined, Mode: mountMode(c.hostConfig, m.Destination), RW: m.RW, Propagation: m.Type === 'bind' ? 'rprivate' : '' })),
     Config: dockerContainerConfig(c.config),
     NetworkSettings: networkSettings(c, net, ports),
   };

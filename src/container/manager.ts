@@ -1292,7 +1292,7 @@ export class ContainerManager {
       }
       return;
     }
-    if (!c.state.Running) throw conflict('NOT_RUNNING', `Cannot kill container: ${ref}: Container ${c.id} is not running`);
+    if (!c.state.Running) throw conflict('NOT_RUNNING', `Container ${c.id} is not running`); // (the engine's kill says which kill failed)
     if (manual) await this.markManuallyStopped(c.id);
     const rt = await this.runtime();
     await rt.kill(c.id, sig);

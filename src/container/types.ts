@@ -34,6 +34,22 @@ export function containerNetworks(hc: Pick<HostConfig, 'NetworkMode' | 'Networks
   return { mode: 'bridge', networks: names.map((name) => ({ name, config: hc.Networks![name]! })) };
 }
 
+/**
+ * A mount point's Mode as dockerd shows it: the mode of its `-v` spec (`ro`, `rw,z`), `z`
+ * for a named volume given without one (or by --mount), '' for a bind without one and for
+ * an anonymous volume (`-v /data`, an image's VOLUME).
+ */
+export function mountMode(hc: Pick<HostConfig, 'Binds' | 'Mounts'>, target: string): string {
+  const norm = (p: string) => p.replace(/\/+$/, '') || '/';
+  for (const b of hc.Binds) {
+    const [src = '', dst = '', mode] = b.split(':');
+    if (norm(dst) !== norm(target)) continue;
+    return mode ?? (src.startsWith('/') ? '' : 'z');
+  }
+  const m = hc.Mounts.find((x) => norm(x.Target) === norm(target));
+  return m?.Type === 'volume' && m.Source ? 'z' : '';
+}
+
 /** What `create`/`run` flags decided, with Docker's field names where Docker has them. */
 export interface HostConfig {
   Binds: string[];

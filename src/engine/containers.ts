@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { availableParallelism, constants as osConstants } from 'node:os';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
-import { conflict, invalidArgument, isEngineError, notFound } from '../errors/index.js';
+import { conflict, EngineError, invalidArgument, isEngineError, notFound } from '../errors/index.js';
 import { parseReference } from '../oci/reference.js';
 import { parsePlatform, platformMatches, platformString } from '../image/platform.js';
 import { swapAccounting } from '../runtime/index.js';
@@ -18,7 +18,7 @@ import type { ContainerManager } from '../container/manager.js';
 import type { ContainerRecord } from '../container/types.js';
 import type { NetworkAttachment } from '../network/index.js';
 import { endpointViews } from '../container/networking.js';
-import { containerNetworks } from '../container/types.js';
+import { containerNetworks, mountMode } from '../container/types.js';
 import type { Core } from './core.js';
 import { checkResources, resourceFields, toCreateRequest } from './createbody.js';
 import { DEFAULT_DETACH_KEYS, EscapeProxy, parseDetachKeys } from './detachkeys.js';
@@ -99,8 +99,10 @@ export function statusText(c: ContainerRecord, nowMs = Date.now(), health?: { St
   }
 }
 
+/** The Command of a container list entry, as dockerd writes it: the path, then the arguments, one with a space in single quotes. */
 function commandOf(c: ContainerRecord): string {
-  return [...(c.config.Entrypoint ?? []), ...(c.config.Cmd ?? [])].join(' ');
+  const [path = '', ...args] = [...(c.config.Entrypoint ?? []), ...(c.config.Cmd ?? [])];
+  return [path, ...args.map((a) => (a.includes(' ') ? `'${a}'` : a))].join(' ');
 }
 
 function portsOf(net: NetworkAttachment | undefined, c: ContainerRecord): Port[] {
@@ -319,13 +321,13 @@ export class Containers {
   private async mountPoints(c: ContainerRecord): Promise<ContainerSummary['Mounts']> {
     const out: ContainerSummary['Mounts'] = [];
     for (const m of c.hostConfig.Mounts) {
-      if (m.Type === 'bind') out.push({ Type: 'bind', Source: m.Source, Destination: m.Target, Mode: m.ReadOnly ? 'ro' : '', RW: !m.ReadOnly, Propagation: 'rprivate' });
+      if (m.Type === 'bind') out.push({ Type: 'bind', Source: m.Source, Destination: m.Target, Mode: mountMode(c.hostConfig, m.Target), RW: !m.ReadOnly, Propagation: 'rprivate' });
       if (m.Type === 'tmpfs') out.push({ Type: 'tmpfs', Source: '', Destination: m.Target, Mode: '', RW: !m.ReadOnly, Propagation: '' });
     }
     const cm = await this.manager();
     for (const r of this.core.db.prepare('SELECT volume, destination FROM container_volumes WHERE container_id = ?').all(c.id) as { volume: string; destination: string }[]) {
       const ro = c.hostConfig.Mounts.find((m) => m.Target === r.destination)?.ReadOnly ?? false;
-      out.push({ Type: 'volume', Name: r.volume, Source: cm.volumes.mountpoint(r.volume), Destination: r.destination, Driver: 'local', Mode: ro ? 'ro' : '', RW: !ro, Propagation: '' });
+      out.push({ Type: 'volume', Name: r.volume, Source: cm.volumes.mountpoint(r.volume), Destination: r.destination, Driver: 'local', Mode: mountMode(c.hostConfig, r.destination), RW: !ro, Propagation: '' });
     }
     return out;
   }
@@ -466,9 +468,14 @@ export class Containers {
   async kill(ref: string, opts: { signal?: string } = {}): Promise<void> {
     const sig = parseSignal(opts.signal || 'SIGKILL');
     const cm = await this.manager();
-    const c = await cm.get(ref);
-    await cm.kill(c.id, sig);
-    this.changed(c.id);
+    try {
+      const c = await cm.get(ref);
+      await cm.kill(c.id, sig);
+      this.changed(c.id);
+    } catch (e) {
+      // dockerd's kill route wraps every error (a missing container, one not running) so
+      throw isEngineError(e) ? new EngineError(e.kind, e.code, `Cannot kill container: ${ref}: ${e.message}`, { cause: e }) : e;
+    }
   }
 
   async pause(ref: string): Promise<void> {
@@ -908,6 +915,12 @@ export class Containers {
         return r.exitCode !== undefined ? { exitCode: r.exitCode } : {};
       } catch (err) {
         e.endedAt = Date.now();
+        if (isEngineError(err) && err.code === 'START_FAILED') {
+          // dockerd: an exec that cannot start has exit code 126 (whatever the reason), and its
+          // error ends as containerd's gRPC error does (": unknown")
+          e.exitCode = 126;
+          throw Object.assign(new EngineError(err.kind, err.code, `${err.message}: unknown`, { ...(err.where ? { where: err.where } : {}), cause: err }), { exitCode: 126 });
+        }
         if (e.exitCode === null) e.exitCode = (err as { exitCode?: number }).exitCode ?? 126;
         throw err;
       } finally {

@@ -204,7 +204,8 @@ export function toCreateRequest(body: ContainerCreateBody, name: string | undefi
     Mounts: mounts,
     PortBindings: portSpecs(h.PortBindings),
     PublishAllPorts: !!h.PublishAllPorts,
-    NetworkMode: primary,
+    // kept as the client gave it: dockerd's inspect says "default" for a container run without --network
+    NetworkMode: network,
     ...(networks ? { Networks: networks } : {}),
     Privileged: !!h.Privileged,
     ReadonlyRootfs: !!h.ReadonlyRootfs,

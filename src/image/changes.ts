@@ -84,7 +84,8 @@ export function applyChanges(cfg: ContainerConfig, changes: string[]): Container
     const instr = m[1]!.toUpperCase();
     const rest = m[2]!.trim();
     if (!(CHANGE_INSTRUCTIONS as readonly string[]).includes(instr)) {
-      throw bad(`${m[1]} is not a valid change command`, raw);
+      // (dockerd names the instruction as its Dockerfile parser keeps it: in lower case)
+      throw bad(`${m[1]!.toLowerCase()} is not a valid change command`, raw);
     }
     switch (instr) {
       case 'CMD':

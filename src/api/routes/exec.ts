@@ -2,7 +2,8 @@
 import type { ExecConfig } from '../../engine/index.js';
 import { badRequest } from '../http.js';
 import type { RouteCtx, Router } from '../router.js';
-import { STDERR, STDOUT } from '../stdcopy.js';
+import { frame, STDERR, STDOUT } from '../stdcopy.js';
+import { isEngineError } from '../../errors/index.js';
 import { outputWriter, RAW_STREAM } from './containers.js';
 
 interface ExecStartBody {
@@ -32,7 +33,7 @@ export function execRoutes(r: Router): void {
     let h: ReturnType<RouteCtx['hijack']> | undefined;
     const out = () => h!.out;
     const tty = ex.ProcessConfig.tty;
-    await c.engine.containers.startExec(id, {
+    const started = c.engine.containers.startExec(id, {
       streams: {
         get stdin() {
           return ex.OpenStdin ? (h?.input ?? null) : null;
@@ -48,6 +49,14 @@ export function execRoutes(r: Router): void {
         if (!ex.OpenStdin) h.input?.resume();
       },
     });
+    try {
+      await started;
+    } catch (e) {
+      if (!h) throw e;
+      // hijacked already: dockerd writes why the exec failed (it could not start) on its stdout
+      const msg = Buffer.from(`${isEngineError(e) ? e.message : String(e)}\r\n`);
+      await new Promise<void>((res) => h!.out.write(tty ? msg : frame(STDOUT, msg), () => res()));
+    }
     h?.end();
   });
 
