@@ -124,17 +124,3 @@ export function inspectContainer(c: ContainerRecord, extra: { rootfs: string; up
     NetworkSettings: networkSettings(c, net, ports),
   };
 }
-
-/** The recorded `-p` specs ([ip:][hostPort:]containerPort[/proto]) in HostConfig.PortBindings' shape, as dockerd shows them. */
-function portBindings(specs: readonly string[]): Record<string, { HostIp: string; HostPort: string }[]> {
-  const out: Record<string, { HostIp: string; HostPort: string }[]> = {};
-  for (const spec of specs) {
-    const parts = spec.split(':');
-    let port = parts.pop()!;
-    const hostPort = parts.pop() ?? '';
-    const hostIp = parts.join(':').replace(/^\[(.*)\]$/, '$1');
-    if (!port.includes('/')) port += '/tcp';
-    (out[port] ??= []).push({ HostIp: hostIp, HostPort: hostPort });
-  }
-  return out;
-}
