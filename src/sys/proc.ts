@@ -9,11 +9,17 @@ export interface ProcId {
   start: number;
 }
 
+/**
+ * The start time of a live process, or undefined when there is none. A zombie (state Z or X)
+ * counts as gone: it has exited and holds nothing, and whether it is ever reaped is up to a
+ * parent — on hosts whose init does not reap orphans, a killed process's zombie stays.
+ */
 export function procStart(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     // comm (field 2) may contain spaces and parens: split after the last ')'
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (rest[0] === 'Z' || rest[0] === 'X') return undefined;
     // rest[0] is field 3 (state); starttime is field 22 -> rest[19]
     const v = Number(rest[19]);
     return Number.isFinite(v) ? v : undefined;
