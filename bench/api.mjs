@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // The Engine API (issue 11): the same docker CLI against `layerbox serve` and against a
 // private dockerd, paired in one run — `docker run --rm busybox true`, `docker images`,
-// `docker ps -a`, and 100 `GET /containers/json` (100 curl processes over the unix socket, and
-// one curl sending all 100 on one keep-alive connection: the server's own share) — plus each
-// server's RSS idle and after 1,000 more requests (it must not grow).
+// `docker ps -a`, and 100 `GET /containers/json?all=1` (100 curl processes over the unix
+// socket, and one curl sending all 100 on one keep-alive connection: the server's own share)
+// — plus each server's RSS idle and after 1,000 more requests (it must not grow).
 //
 // Times are wall clock around each command (hrtime; /usr/bin/time's %e has 10 ms steps, too
 // coarse for a 40 ms `docker images`). The list workloads run with LIST_CONTAINERS created
@@ -44,8 +44,8 @@ function wall(cmd, extra) {
   return { seconds, rssKiB: NaN };
 }
 const dk = (cmd, e) => sh(`${DOCKER} ${cmd}`, { env: { ...cliEnv, ...e } });
-const requests = (s, n) => `for i in $(seq ${n}); do curl -sf --unix-socket ${s} http://d/v1.41/containers/json >/dev/null; done`;
-const keepAlive = (s, n) => `curl -sf --unix-socket ${s} $(for i in $(seq ${n}); do printf ' http://d/v1.41/containers/json'; done) >/dev/null`;
+const requests = (s, n) => `for i in $(seq ${n}); do curl -sf --unix-socket ${s} 'http://d/v1.41/containers/json?all=1' >/dev/null; done`;
+const keepAlive = (s, n) => `set -f; curl -sf --unix-socket ${s} $(for i in $(seq ${n}); do printf ' http://d/v1.41/containers/json?all=1'; done) >/dev/null`;
 const settleRss = (pid) => {
   spawnSync('sleep', ['1']);
   return rssOf(pid);
@@ -71,8 +71,8 @@ try {
     ['docker run --rm --network none busybox true', ROUNDS, (s) => `${DOCKER} run --rm --network none ${IMG} true`],
     ['docker images', FAST_ROUNDS, (s) => `${DOCKER} images`],
     ['docker ps -a', FAST_ROUNDS, (s) => `${DOCKER} ps -a`],
-    ['100 × GET /containers/json (100 curl processes)', ROUNDS, (s) => requests(s.sock, 100)],
-    ['100 × GET /containers/json (one keep-alive connection)', FAST_ROUNDS, (s) => keepAlive(s.sock, 100)],
+    ['100 × GET /containers/json?all=1 (100 curl processes)', ROUNDS, (s) => requests(s.sock, 100)],
+    ['100 × GET /containers/json?all=1 (one keep-alive connection)', FAST_ROUNDS, (s) => keepAlive(s.sock, 100)],
   ];
   lines.push('| workload | layerbox serve s | dockerd s | ratio layerbox/dockerd | rounds | layerbox min–max | dockerd min–max |', '|---|---|---|---|---|---|---|');
   for (const [name, rounds, cmd] of cases) {
