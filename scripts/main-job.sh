@@ -169,7 +169,8 @@ echo "old image  (tutorial/web:1.0)    /docs/: HTTP $O"
 check '[ "$N" = 404 ] && [ "$O" = 200 ]' "the deletion lives only in the committed layer"
 show history tutorial/web:nodocs
 
-echo "layerbox CLI pass: OK"
+echo "layerbox CLI pass: OK (${SECONDS}s)"
+CLI_SECONDS=$SECONDS
 
 if [ "$DOCKER_PASS" = 0 ]; then
   step "done (--layerbox-only: no docker CLI pass)"
@@ -272,7 +273,7 @@ RC=0
 stop_serve || RC=$?
 tail -1 "$WORK/serve.log"
 check '[ "$RC" = 0 ] && [ ! -e "$SOCK" ]' 'layerbox serve stopped on SIGTERM (exit 0) and removed its socket'
-echo "docker CLI pass: OK"
+echo "docker CLI pass: OK ($((SECONDS - CLI_SECONDS))s)"
 
 step "done"
 echo "main job: OK"
