@@ -29,7 +29,13 @@ const log = openSync(`${root}.log`, 'w');
 const server = spawn(process.execPath, [LB, '--root', root, 'serve', '-H', `unix://${sock}`], { env, stdio: ['ignore', log, log] });
 const lbEnv = { DOCKER_HOST: `unix://${sock}`, DOCKER_API_VERSION: '1.41' };
 for (let i = 0; i < 100 && spawnSync(DOCKER, ['version'], { env: { ...cliEnv, ...lbEnv } }).status !== 0; i++) spawnSync('sleep', ['0.1']);
-const rssOf = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+/** RSS and its anonymous part (RssAnon: without the mapped binary and libraries, which other processes share), MiB. */
+const rssOf = (pid) => {
+  const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (k) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(st)?.[1] ?? NaN) / 1024;
+  return { rss: kib('VmRSS'), anon: kib('RssAnon') };
+};
+const fmtRss = (m) => `${m.rss.toFixed(1)} (anon ${m.anon.toFixed(1)})`;
 
 const dockerd = startDockerd('/tmp/layerbox-bench-api-docker');
 const dEnv = dockerd?.env;
@@ -96,9 +102,9 @@ try {
     '',
     '| server RSS MiB | idle after start | before the 1,000 requests (after the workloads above) | after 1,000 more (one connection) | after 1,000 more (1,000 connections) |',
     '|---|---|---|---|---|',
-    ...servers.map((s) => `| ${s.name} | ${idle[s.name].toFixed(1)} | ${before[s.name].toFixed(1)} | ${after[s.name].toFixed(1)} | ${after2[s.name].toFixed(1)} |`),
+    ...servers.map((s) => `| ${s.name} | ${fmtRss(idle[s.name])} | ${fmtRss(before[s.name])} | ${fmtRss(after[s.name])} | ${fmtRss(after2[s.name])} |`),
     '',
-    `Targets (issue 11): layerbox serve under 80 MiB, not growing. dockerd's figure is dockerd alone (its containerd is a process of its own).`,
+    `Targets (issue 11): layerbox serve under 80 MiB, not growing. RSS counts the mapped node (or dockerd) binary and libraries; anon is the process's own memory. dockerd's figure is dockerd alone (its containerd is a process of its own).`,
   );
   for (const s of servers) dk(`rm -f ${Array.from({ length: LIST_CONTAINERS }, (_, i) => `bench-api-${i}`).join(' ')}`, s.env);
   report('api', 'Engine API: the docker CLI against layerbox serve and dockerd', lines);
