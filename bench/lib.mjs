@@ -118,7 +118,7 @@ export function startDockerd(dataRoot = '/tmp/layerbox-bench-docker') {
   const denv = { DOCKER_HOST: `unix://${sock}`, DOCKER_API_VERSION: '1.41' };
   for (let i = 0; i < 100; i++) {
     if (spawnSync('docker', ['info'], { env: { ...env, ...denv } }).status === 0) {
-      return { env: denv, stop: () => { try { process.kill(child.pid, 'SIGTERM'); } catch {} spawnSync('sleep', ['2']); } };
+      return { env: denv, pid: child.pid, stop: () => { try { process.kill(child.pid, 'SIGTERM'); } catch {} spawnSync('sleep', ['2']); } };
     }
     spawnSync('sleep', ['0.2']);
   }

@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 unset NODE_EXTRA_CA_CERTS
-for b in load pull run commit analyze; do node bench/$b.mjs; done
+for b in load pull run commit analyze api; do node bench/$b.mjs; done

@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 
 PKGS=(crun runc conmon containernetworking-plugins iptables iproute2 busybox-static debootstrap
       docker-registry skopeo umoci zstd pigz tmux apache2-utils openssl ca-certificates
-      python3 make g++ procps psmisc util-linux tini zsh chromium)
+      python3 make g++ procps psmisc util-linux tini zsh chromium docker.io)
+# docker.io: the docker CLI (/usr/bin/docker) of the main job's second pass against
+# `layerbox serve`, and the dockerd the tests and benchmarks compare with (on private sockets)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -22,6 +24,11 @@ fi
 # docker-registry's package enables a system service on :5000; layerbox's tests start their own.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q docker-registry 2>/dev/null; then
   systemctl disable --now docker-registry >/dev/null 2>&1 || true
+fi
+# docker.io's enables dockerd on /var/run/docker.sock: stopped again only when installed here
+# (a dockerd the machine already ran is left alone); layerbox's scripts start private ones.
+if [[ " ${missing[*]} " == *" docker.io "* ]] && command -v systemctl >/dev/null 2>&1; then
+  systemctl disable --now docker.service docker.socket >/dev/null 2>&1 || true
 fi
 
 if ! command -v node >/dev/null 2>&1; then
