@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 
 PKGS=(crun runc conmon containernetworking-plugins iptables iproute2 busybox-static debootstrap
       docker-registry skopeo umoci zstd pigz tmux apache2-utils openssl ca-certificates
-      python3 make g++ procps psmisc util-linux tini zsh chromium docker.io)
+      python3 make g++ procps psmisc util-linux tini zsh chromium docker.io docker-compose python3-docker)
 # docker.io: the docker CLI (/usr/bin/docker) of the main job's second pass against
-# `layerbox serve`, and the dockerd the tests and benchmarks compare with (on private sockets)
+# `layerbox serve`, and the dockerd the tests and benchmarks compare with (on private sockets);
+# docker-compose (1.29) and python3-docker (docker-py 5.0.3): the API's other clients in the tests
 
 missing=()
 for p in "${PKGS[@]}"; do
