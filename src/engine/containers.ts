@@ -1033,7 +1033,9 @@ export class Containers {
       changes: opts.changes ?? [],
       pause: opts.pause ?? true,
       ...(reference ? { reference } : {}),
-      ...(opts.config ? { config: opts.config as import('../oci/types.js').ContainerConfig } : {}),
+      // dockerd decodes the body into a wrapper whose config stays nil for `{}` (what docker-py
+      // sends) as for `null` (the docker CLI): then the changes apply to the container's config
+      ...(opts.config && Object.keys(opts.config).length ? { config: opts.config as import('../oci/types.js').ContainerConfig } : {}),
     });
     return { Id: r.id };
   }
