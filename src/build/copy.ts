@@ -18,7 +18,7 @@ import { join, posix } from 'node:path';
 import { invalidArgument, notFound, unsupported } from '../errors/index.js';
 import { unpackLayer } from '../archive/unpack.js';
 import { readFileInRoot, resolveInRoot } from '../runtime/index.js';
-import { type BuildContext, cleanRel, entryHash, hashStrings } from './context.js';
+import { type BuildContext, cleanRel, hashStrings } from './context.js';
 
 export interface CopyInfo {
   ctx: BuildContext;
@@ -83,9 +83,9 @@ function infoFor(ctx: BuildContext, rel: string, orig: string, fromImage: boolea
   if (resolved === undefined) notInContext(orig, fromImage);
   const st = ctx.lstat(resolved);
   if (!st) notInContext(orig, fromImage);
-  if (!st.isDirectory()) return { ctx, rel, resolved, hash: 'file:' + entryHash(ctx.abs(resolved), resolved, st) };
+  if (!st.isDirectory()) return { ctx, rel, resolved, hash: 'file:' + ctx.entryHash(resolved, st) };
   const subs: string[] = [];
-  ctx.walk(resolved, (r, s) => subs.push(entryHash(ctx.abs(r), r, s)));
+  ctx.walk(resolved, (r, s) => subs.push(ctx.entryHash(r, s)));
   subs.sort();
   return { ctx, rel, resolved, hash: hashStrings('dir', subs) };
 }
