@@ -38,8 +38,10 @@ await build({
   format: 'cjs', // vm.Script runs it; it cannot hold ES modules
   platform: 'node',
   target: 'node20',
-  // better-sqlite3 loads its .node file; undici is only needed by pull/push/login
-  external: ['better-sqlite3', 'undici'],
+  // undici is only needed by pull/push/login. better-sqlite3's JavaScript is bundled (14
+  // files the module loader found and compiled at every command, ~8 ms): its addon is
+  // required by path (metadata/db.ts passes nativeBinding), never through `bindings`
+  external: ['undici'],
   // every module using import.meta.url sits two levels below the package root, as this file does
   define: { 'import.meta.url': '__lbModuleUrl' },
   banner: { js: `const __lbModuleUrl = require('node:url').pathToFileURL(__filename).href;\n${LAZY_LOADER}` },
