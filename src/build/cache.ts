@@ -7,7 +7,7 @@
  * so the cache survives restarts.
  */
 import { createHash } from 'node:crypto';
-import { lstatSync, type BigIntStats } from 'node:fs';
+import { lstatSync, type BigIntStats, type Stats } from 'node:fs';
 import type { DB } from '../metadata/db.js';
 import { now } from '../metadata/db.js';
 import type { ContainerConfig } from '../oci/types.js';
@@ -146,8 +146,11 @@ export class ChecksumMemo {
     for (const r of rows) this.known.set(r.path, { key: r.stat, sum: r.sum, used: r.used });
   }
 
-  /** The checksum of a regular file: the memo's when the file is unchanged, else `compute()`'s (memoised). */
-  sum(abs: string, rel: string, compute: () => string): string {
+  /**
+   * The checksum of a regular file: the memo's when the file is unchanged, else `compute()`'s
+   * (memoised). `seen`: the walk's lstat, whose mode, owner and size compute() hashes.
+   */
+  sum(abs: string, rel: string, seen: Stats, compute: () => string): string {
     const st = lstatSync(abs, { bigint: true });
     const key = statKey(rel, st);
     const had = this.known.get(abs);
@@ -160,7 +163,9 @@ export class ChecksumMemo {
     const after = lstatSync(abs, { bigint: true });
     const nowNs = BigInt(Date.now()) * 1_000_000n;
     const newest = after.ctimeNs > after.mtimeNs ? after.ctimeNs : after.mtimeNs;
-    if (statKey(rel, after) === key && nowNs - newest > ChecksumMemo.RACY_NS) this.fresh.set(abs, { key, sum });
+    // the file hashed is the one the walk saw (not one renamed over it since), unchanged while hashed
+    const same = Number(after.dev) === seen.dev && Number(after.ino) === seen.ino && Number(after.size) === seen.size && Number(after.mode) === seen.mode && Number(after.uid) === seen.uid && Number(after.gid) === seen.gid;
+    if (same && statKey(rel, after) === key && nowNs - newest > ChecksumMemo.RACY_NS) this.fresh.set(abs, { key, sum });
     return sum;
   }
 

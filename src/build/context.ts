@@ -242,7 +242,7 @@ export class BuildContext {
   /** The cache checksum of an entry (entryHash), through the memo for a regular file with content. */
   entryHash(rel: string, st: Stats): string {
     const abs = this.abs(rel);
-    if (this.memo && st.isFile() && st.size > 0) return this.memo.sum(abs, rel, () => entryHash(abs, rel, st));
+    if (this.memo && st.isFile() && st.size > 0) return this.memo.sum(abs, rel, st, () => entryHash(abs, rel, st));
     return entryHash(abs, rel, st);
   }
 }
