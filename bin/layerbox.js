@@ -4,8 +4,8 @@
 //
 // The bundle is compiled with V8's code cache (dist/bundle/cli.cjs.v8cache): written after
 // the first command that finds none (or finds it rejected: V8 checks it against the source
-// and its own version), and once more after the first `run` (which compiles the most: image,
-// container, runtime and network code), so later commands skip most parsing and compiling.
+// and its own version), and once more after the first `run` and the first `build` (which
+// compile the most), so later commands skip most parsing and compiling.
 import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import { dirname } from 'node:path';
@@ -38,9 +38,12 @@ if (mtime(bundle) < 0 || mtime(bundle) < mtime(path('../dist/.tsbuildinfo'))) {
   const module = { exports: {} };
   script.runInThisContext().call(module.exports, module.exports, createRequire(bundle), module, bundle, dirname(bundle));
   await module.exports.main(argv);
-  const fullMark = `${cacheFile}.run`;
-  const isRun = argv.includes('run');
-  const grow = isRun && mtime(fullMark) < 0;
+  // `run` and `build` compile the most of their own (image, container, runtime and network
+  // code; the builder, its parser and the layer writer): after the first of each, the cache
+  // is made again, holding what the earlier ones compiled too
+  const grower = ['run', 'build'].find((c) => argv.includes(c));
+  const fullMark = grower && `${cacheFile}.${grower}`;
+  const grow = !!fullMark && mtime(fullMark) < 0;
   if (!cachedData || script.cachedDataRejected || grow) {
     // after the command: the functions it ran are compiled and go into the cache too.
     // A cache, not state: renamed into place whole, no fsync (V8 checksums what it reads and
@@ -49,7 +52,7 @@ if (mtime(bundle) < 0 || mtime(bundle) < mtime(path('../dist/.tsbuildinfo'))) {
     try {
       writeFileSync(tmp, script.createCachedData());
       renameSync(tmp, cacheFile);
-      if (isRun) writeFileSync(fullMark, '');
+      if (fullMark) writeFileSync(fullMark, '');
     } catch {
       rmSync(tmp, { force: true }); // a read-only install: no cache
     }

@@ -1,7 +1,7 @@
 /** build: the cache rules, bad input, the build cache in system df and builder prune; the parser and the expansion. */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lbp, tempRoot } from '../testing/cli.js';
@@ -73,6 +73,41 @@ test('cache: an unchanged rebuild is all cache hits; a touch keeps it; a chmod o
   assert.deepEqual(ran(changed.stdout), [3, 4, 5, 6], 'a content change reruns from that COPY');
   const none = await build(['--no-cache', dir]);
   assert.deepEqual(ran(none.stdout), [2, 3, 4, 5, 6], '--no-cache runs everything');
+});
+
+test('cache: the memo of context checksums notices a same-size change with its mtime put back, and a file renamed over another', async () => {
+  const dir = ctxDir('cache-memo', {
+    Dockerfile: 'FROM bench/busybox:latest\nCOPY a.txt b.txt /m/\nRUN cat /m/a.txt /m/b.txt\n',
+    'a.txt': 'aaaa\n',
+    'b.txt': 'bbbb\n',
+  });
+  // whole seconds, which utimes can put back exactly (to the nanosecond)
+  const T = 1_700_000_000;
+  for (const f of ['a.txt', 'b.txt']) utimesSync(join(dir, f), T, T);
+  // older than the memo's racy window: these checksums are memoised
+  await new Promise((r) => setTimeout(r, 2200));
+  const first = await build([dir]);
+  assert.equal(first.code, 0, first.stderr);
+  assert.deepEqual(ran(first.stdout), [2, 3]);
+  const again = await build([dir]);
+  assert.deepEqual(ran(again.stdout), [], 'unchanged: from the memo, all cache');
+  // same size, mtime set back: only the ctime tells
+  const a = join(dir, 'a.txt');
+  const st = statSync(a, { bigint: true });
+  writeFileSync(a, 'AAAA\n');
+  utimesSync(a, T, T);
+  assert.equal(statSync(a, { bigint: true }).mtimeNs, st.mtimeNs);
+  const changed = await build([dir]);
+  assert.deepEqual(ran(changed.stdout), [2, 3], changed.stdout);
+  assert.match(changed.stdout, /AAAA\nbbbb\n/);
+  // a file of the same size and mtime renamed onto b.txt: another inode
+  const b = join(dir, 'b.txt');
+  writeFileSync(join(dir, 'b.new'), 'BBBB\n');
+  utimesSync(join(dir, 'b.new'), T, T);
+  renameSync(join(dir, 'b.new'), b);
+  const renamed = await build([dir]);
+  assert.deepEqual(ran(renamed.stdout), [2, 3], renamed.stdout);
+  assert.match(renamed.stdout, /AAAA\nBBBB\n/);
 });
 
 test('cache: a changed --build-arg reruns from the first RUN where that ARG is in effect, not before', async () => {

@@ -39,6 +39,7 @@ import { parseInstruction, parseStages, type ArgCommand, type Command, type Stag
 import { parseDockerfile, type ParseResult } from './parser.js';
 import { goQuote, goQuoteRune, goQuoteSlice, processWord, processWords } from './shell.js';
 import { download } from './remote.js';
+import { trace } from '../sys/trace.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -248,7 +249,11 @@ export class Builder {
       ok = true;
       return r;
     } finally {
-      await this.cleanup(!ok);
+      try {
+        this.d.cache.flushUses();
+      } finally {
+        await this.cleanup(!ok);
+      }
     }
   }
 
@@ -279,6 +284,7 @@ export class Builder {
         throwIfAborted(this.req.signal);
         this.print(`Step ${step++}/${total} : ${cmd.code}\n`);
         await this.dispatch(state, cmd, results, escape);
+        trace(`build: step ${step - 1} ${cmd.kind}`);
         this.print(` ---> ${shortId(state.imageId)}\n`);
       }
       if (state.imageId) this.out.aux(state.imageId);
@@ -562,6 +568,7 @@ export class Builder {
         mountAll(this.d.snapshots.mounts(key), mp);
         try {
           await fn(mp);
+          trace('build: files changed');
         } finally {
           unmount(mp);
         }
@@ -574,6 +581,7 @@ export class Builder {
       const w = await writeLayer(upper, [], (c) => void (tarSize += c.length), { tarsplit, ...(this.req.signal ? { signal: this.req.signal } : {}) });
       const ts = tarsplit.finish();
       tarsplit = undefined;
+      trace('build: layer written');
       const parentChain = image?.chain ?? [];
       let chain = parentChain;
       let release: () => void;
@@ -688,6 +696,7 @@ export class Builder {
       const chownComment = cmd.chown ? `--chown=${cmd.chown}` : '';
       const chmodComment = chmod !== undefined ? `--chmod=${cmd.chmod} ` : '';
       const comment = `${name} ${chownComment}${chmodComment}${sourcesHash(infos)} in ${dest} `;
+      trace(`build: ${name} sources hashed`);
       const probe = copyConfig({ ...state.runConfig, Cmd: [...shellOf(state.runConfig), '#(nop) ' + comment] });
       if (this.probe(state, probe)) return;
       const destPath = normalizeDest(state.runConfig.WorkingDir ?? '', dest);

@@ -11,12 +11,13 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, type Stats } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import dockerignore, { type Ignore } from '@balena/dockerignore';
 import { invalidArgument } from '../errors/index.js';
 import { unpackLayer } from '../archive/unpack.js';
 import { removeTree } from '../sys/fsutil.js';
+import type { ChecksumMemo } from './cache.js';
 
 export interface ContextSource {
   /** a directory on this host */
@@ -64,13 +65,15 @@ export function readDockerignore(text: string): string[] {
 export class BuildContext {
   private present: Set<string> | undefined;
   private matcher: Ignore | undefined;
+  private memo: ChecksumMemo | undefined;
   readonly patterns: string[];
 
   private constructor(
     readonly root: string,
     private readonly owned: boolean,
-    dockerignore = true,
+    private readonly patternsFromFile = true,
   ) {
+    const dockerignore = patternsFromFile;
     let text = '';
     try {
       if (dockerignore) text = readFileSync(join(root, '.dockerignore'), 'utf8');
@@ -225,6 +228,22 @@ export class BuildContext {
 
   abs(rel: string): string {
     return rel === '' ? this.root : join(this.root, rel);
+  }
+
+  /** A directory context of the host: its files' checksums are memoised across builds (cache.ts). */
+  get memoisable(): boolean {
+    return !this.owned && this.patternsFromFile && isAbsolute(this.root);
+  }
+
+  useMemo(memo: ChecksumMemo): void {
+    this.memo = memo;
+  }
+
+  /** The cache checksum of an entry (entryHash), through the memo for a regular file with content. */
+  entryHash(rel: string, st: Stats): string {
+    const abs = this.abs(rel);
+    if (this.memo && st.isFile() && st.size > 0) return this.memo.sum(abs, rel, st, () => entryHash(abs, rel, st));
+    return entryHash(abs, rel, st);
   }
 }
 

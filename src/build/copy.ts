@@ -14,11 +14,12 @@
  */
 import { chmodSync, closeSync, copyFileSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readlinkSync, readSync, rmSync, symlinkSync, utimesSync, type Stats } from 'node:fs';
 import { createReadStream } from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { invalidArgument, notFound, unsupported } from '../errors/index.js';
 import { unpackLayer } from '../archive/unpack.js';
 import { readFileInRoot, resolveInRoot } from '../runtime/index.js';
-import { type BuildContext, cleanRel, entryHash, hashStrings } from './context.js';
+import { type BuildContext, cleanRel, hashStrings } from './context.js';
 
 export interface CopyInfo {
   ctx: BuildContext;
@@ -83,9 +84,9 @@ function infoFor(ctx: BuildContext, rel: string, orig: string, fromImage: boolea
   if (resolved === undefined) notInContext(orig, fromImage);
   const st = ctx.lstat(resolved);
   if (!st) notInContext(orig, fromImage);
-  if (!st.isDirectory()) return { ctx, rel, resolved, hash: 'file:' + entryHash(ctx.abs(resolved), resolved, st) };
+  if (!st.isDirectory()) return { ctx, rel, resolved, hash: 'file:' + ctx.entryHash(resolved, st) };
   const subs: string[] = [];
-  ctx.walk(resolved, (r, s) => subs.push(entryHash(ctx.abs(r), r, s)));
+  ctx.walk(resolved, (r, s) => subs.push(ctx.entryHash(r, s)));
   subs.sort();
   return { ctx, rel, resolved, hash: hashStrings('dir', subs) };
 }
@@ -220,23 +221,28 @@ function isArchive(abs: string): boolean {
   }
 }
 
-function copyEntry(src: string, st: Stats, dst: string, id: Identity | undefined, chmod: number | undefined, links: Map<string, string>): void {
+/**
+ * Copies one entry to `dst`. `fresh`: dst's parent is a directory this copy made, so nothing
+ * is in the way (no lstat of a path that cannot exist). Returns whether a directory was made.
+ */
+function copyEntry(src: string, st: Stats, dst: string, id: Identity | undefined, chmod: number | undefined, links: Map<string, string>, fresh = false): boolean {
   const mode = chmod ?? st.mode & 0o7777;
   const uid = id ? id.uid : st.uid;
   const gid = id ? id.gid : st.gid;
   if (st.isDirectory()) {
-    if (!clearFor(dst, true)) mkdirSync(dst, { mode: 0o700 });
+    const made = fresh || !clearFor(dst, true);
+    if (made) mkdirSync(dst, { mode: 0o700 });
     chmodSync(dst, mode);
     lchownSync(dst, uid, gid);
-    return;
+    return made;
   }
-  clearFor(dst, false);
+  if (!fresh) clearFor(dst, false);
   if (st.nlink > 1 && !st.isDirectory()) {
     const key = `${st.dev}:${st.ino}`;
     const first = links.get(key);
     if (first) {
       linkSync(first, dst);
-      return;
+      return false;
     }
     links.set(key, dst);
   }
@@ -244,13 +250,69 @@ function copyEntry(src: string, st: Stats, dst: string, id: Identity | undefined
     symlinkSync(readlinkSync(src), dst);
     lchownSync(dst, uid, gid);
     lutimesSync(dst, st.atime, st.mtime);
-    return;
+    return false;
   }
   if (!st.isFile()) throw unsupported('BUILD_COPY_TYPE', `cannot copy ${src}: only files, directories and symbolic links can be copied`);
   copyFileSync(src, dst);
   lchownSync(dst, uid, gid);
   chmodSync(dst, mode);
   utimesSync(dst, st.atime, st.mtime);
+  return false;
+}
+
+/**
+ * A regular file with one link, copied on libuv's threads: creating files on the overlay
+ * mount is most of a large COPY's time, and several can be under way at once. The copy
+ * (copyfile) already gives the file the source's permission bits; a chmod follows only for
+ * --chmod or the set-id and sticky bits (which the chown clears).
+ */
+async function copyFileAsync(src: string, st: Stats, dst: string, id: Identity | undefined, chmod: number | undefined, fresh: boolean): Promise<void> {
+  const mode = chmod ?? st.mode & 0o7777;
+  if (!fresh) clearFor(dst, false);
+  await fsp.copyFile(src, dst);
+  await fsp.lchown(dst, id ? id.uid : st.uid, id ? id.gid : st.gid);
+  if (chmod !== undefined || (mode & 0o7000) !== 0) await fsp.chmod(dst, mode);
+  await fsp.utimes(dst, st.atime, st.mtime);
+}
+
+/** Runs queued tasks, `width` at a time; drain() waits for every started one before it reports the first failure. */
+class TaskPool {
+  private readonly queue: (() => Promise<void>)[] = [];
+  private readonly running = new Set<Promise<void>>();
+  private failure: { e: unknown } | undefined;
+  constructor(
+    private readonly width: number,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  add(task: () => Promise<void>): void {
+    this.queue.push(task);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (!this.failure && this.running.size < this.width && this.queue.length) {
+      if (this.signal?.aborted) {
+        this.failure = { e: this.signal.reason ?? new Error('aborted') };
+        break;
+      }
+      const task = this.queue.shift()!;
+      const p: Promise<void> = task()
+        .catch((e: unknown) => {
+          this.failure ??= { e };
+        })
+        .finally(() => {
+          this.running.delete(p);
+          this.pump();
+        });
+      this.running.add(p);
+    }
+  }
+
+  async drain(): Promise<void> {
+    while (this.running.size) await Promise.all([...this.running]);
+    if (this.failure) throw this.failure.e;
+  }
 }
 
 /** performCopyForInfo: one source into `dest` (a container path) of the root file system `rootfs`. */
@@ -269,12 +331,27 @@ export async function performCopy(rootfs: string, info: CopyInfo, dest: string, 
     }
     const links = new Map<string, string>();
     const dirTimes: [string, Stats][] = [];
-    info.ctx.walk(info.resolved, (r, s) => {
-      if (r === info.resolved) return;
-      const target = join(destHost, r.slice(info.resolved === '' ? 0 : info.resolved.length + 1));
-      copyEntry(info.ctx.abs(r), s, target, o.identity, o.chmod, links);
-      if (s.isDirectory()) dirTimes.push([target, s]);
-    });
+    // directories this copy made: what is in them is only what it puts there
+    const fresh = new Set<string>(existed ? [] : [destHost]);
+    // the walk makes the directories (in order, parents first) and the other entries; the
+    // regular files go to the pool, whose tasks run once their directories are there
+    const pool = new TaskPool(8, o.signal);
+    try {
+      info.ctx.walk(info.resolved, (r, s) => {
+        if (r === info.resolved) return;
+        const target = join(destHost, r.slice(info.resolved === '' ? 0 : info.resolved.length + 1));
+        const inFresh = fresh.has(posix.dirname(target));
+        const from = info.ctx.abs(r);
+        if (s.isFile() && s.nlink === 1) {
+          pool.add(() => copyFileAsync(from, s, target, o.identity, o.chmod, inFresh));
+          return;
+        }
+        if (copyEntry(from, s, target, o.identity, o.chmod, links, inFresh)) fresh.add(target);
+        if (s.isDirectory()) dirTimes.push([target, s]);
+      });
+    } finally {
+      await pool.drain();
+    }
     for (const [d, s] of dirTimes.reverse()) utimesSync(d, s.atime, s.mtime);
     return;
   }

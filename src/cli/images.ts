@@ -1,7 +1,7 @@
 /** Image commands: images, image inspect, history, tag, rmi, image prune, load, save, import, image mount. */
 import { isEngineError } from '../errors/index.js';
 import { parseFilterArgs, parseReference, shortId, type ImageSummary } from '../engine/index.js';
-import { command, type CommandSpec } from './command.js';
+import { byName, command, type CommandSpec } from './command.js';
 import { confirm } from './prompt.js';
 import { ExitError } from './ctx.js';
 import { flag } from './flags.js';
@@ -319,5 +319,5 @@ export const imageGroup = (extra: CommandSpec<any>[]) =>
   command({
     name: 'image',
     short: 'Manage images',
-    commands: [history, importCmd, inspect, load, { ...imagesCmd, name: 'ls', aliases: ['images', 'list'] }, mount, prune, ...extra, { ...rmi, name: 'rm', aliases: ['rmi', 'remove'] }, save, tag, unmount].sort((a, b) => a.name.localeCompare(b.name)),
+    commands: [history, importCmd, inspect, load, { ...imagesCmd, name: 'ls', aliases: ['images', 'list'] }, mount, prune, ...extra, { ...rmi, name: 'rm', aliases: ['rmi', 'remove'] }, save, tag, unmount].sort(byName),
   });

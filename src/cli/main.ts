@@ -5,7 +5,7 @@
  */
 import { Engine, VERSION, daemonConfigPath, readDaemonConfig, trace, type EngineOptions } from '../engine/index.js';
 import { isEngineError, storageError } from '../errors/index.js';
-import { bashCompletion, command, execute, zshCompletion, type CommandSpec } from './command.js';
+import { bashCompletion, byName, command, execute, zshCompletion, type CommandSpec } from './command.js';
 import { build, builderGroup } from './build.js';
 import { containerCommands, containerGroup } from './containers.js';
 import { analyze } from './analyze.js';
@@ -51,8 +51,8 @@ root = command({
   short: "A container engine that implements Docker's layered images: content store, overlay snapshots, registries, containers, commit.",
   flags: globalFlags,
   commands: [
-    ...[builderGroup, completion, { ...containerGroup, commands: [...containerGroup.commands!, update].sort((a, b) => a.name.localeCompare(b.name)) }, imageGroup([analyze, build, pull, push]), networkGroup, { ...systemGroup, commands: [...systemGroup.commands!, events].sort((a, b) => a.name.localeCompare(b.name)) }, volumeGroup],
-    ...[build, events, update, ...containerCommands, ...imageCommands, ...registryCommands, ...systemCommands].sort((a, b) => a.name.localeCompare(b.name)),
+    ...[builderGroup, completion, { ...containerGroup, commands: [...containerGroup.commands!, update].sort(byName) }, imageGroup([analyze, build, pull, push]), networkGroup, { ...systemGroup, commands: [...systemGroup.commands!, events].sort(byName) }, volumeGroup],
+    ...[build, events, update, ...containerCommands, ...imageCommands, ...registryCommands, ...systemCommands].sort(byName),
   ],
   async run(ctx, _args, o) {
     if (o.version) {
@@ -67,7 +67,7 @@ root = command({
 /** The command table; `extra` commands come from the executable that composes fronts (src/bin). */
 export function rootCommand(extra: CommandSpec<any>[] = []): CommandSpec<typeof globalFlags> {
   if (extra.length === 0) return root;
-  return { ...root, commands: [...root.commands!, ...extra].sort((a, b) => (!!a.commands === !!b.commands ? 0 : a.commands ? -1 : 1) || (a.commands || b.commands ? 0 : a.name.localeCompare(b.name))) };
+  return { ...root, commands: [...root.commands!, ...extra].sort((a, b) => (!!a.commands === !!b.commands ? 0 : a.commands ? -1 : 1) || (a.commands || b.commands ? 0 : byName(a, b))) };
 }
 
 function engineOptions(g: Record<string, unknown>): EngineOptions {

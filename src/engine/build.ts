@@ -11,9 +11,10 @@ import { Readable } from 'node:stream';
 import { invalidArgument, isEngineError } from '../errors/index.js';
 import { parseReference, parseRepositoryTag, type ImageRef } from '../oci/reference.js';
 import type { Digest } from '../oci/digest.js';
-import { BuildCacheStore } from '../build/cache.js';
+import { BuildCacheStore, ChecksumMemo } from '../build/cache.js';
 import type { Core } from './core.js';
 import { operation } from './operation.js';
+import { trace } from '../sys/trace.js';
 import type { AuthConfig, BuildCachePruneResponse, BuildCacheRecord, BuildResponse, ImageBuildInput, ImageBuildOptions, Operation, ProgressMessage } from './types.js';
 
 const NETWORK_MODES = ['default', 'bridge', 'host', 'none'];
@@ -160,7 +161,9 @@ export class Build {
       if (!os || !architecture) throw invalidArgument('BUILD_PLATFORM', `invalid platform ${JSON.stringify(opts.platform)}`, { hint: 'give OS/ARCH[/VARIANT], e.g. linux/amd64' });
       platform = { os, architecture, ...(variant ? { variant } : {}) };
     }
+    trace('build: begin');
     await this.core.repair();
+    trace('build: store repaired');
     const { Builder } = await import('../build/builder.js');
     const { BuildContext } = await import('../build/context.js');
     let dockerfileText = opts.dockerfileContent;
@@ -192,6 +195,10 @@ export class Build {
       } else src = { tar: body };
     }
     const context = await BuildContext.open(src, this.core.tmpDir, { ...(ctl.signal ? { signal: ctl.signal } : {}), ...(this.core.options.maxLayerBytes ? { maxBytes: this.core.options.maxLayerBytes } : {}) });
+    // a directory of the host: its files' checksums from the last build, while unchanged
+    const memo = context.memoisable ? new ChecksumMemo(this.core.db, context.root) : undefined;
+    if (memo) context.useMemo(memo);
+    trace('build: context open');
     try {
       const name = opts.dockerfile || 'Dockerfile';
       if (dockerfileText === undefined) dockerfileText = context.readDockerfile(name);
@@ -229,9 +236,16 @@ export class Build {
         { stream: (text) => emit({ stream: text }), aux: (id) => emit({ aux: { ID: id } }) },
       );
       const r = await builder.run();
+      trace('build: built');
       return { id: r.id, tags: r.tags, warnings: r.warnings };
     } finally {
-      await context.close();
+      try {
+        memo?.flush();
+      } catch (e) {
+        trace(`build: checksum memo not stored: ${(e as Error).message}`); // a cache: the build stands
+      } finally {
+        await context.close();
+      }
     }
   }
 

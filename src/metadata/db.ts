@@ -4,7 +4,9 @@
  * spans rows happens in one transaction, so a crash leaves the old or the new state.
  */
 import Database from 'better-sqlite3';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { EngineError, storageError } from '../errors/index.js';
 
 export type DB = Database.Database;
@@ -188,11 +190,38 @@ export interface OpenOptions {
   heapIndex?: boolean;
 }
 
+/**
+ * better-sqlite3's addon, named by its path: without it the `bindings` package finds it by
+ * probing a dozen paths after walking a stack trace for the caller's package (~3 ms of every
+ * command) — and from the CLI's bundle, which holds better-sqlite3's JavaScript, it would look
+ * in this package instead of better-sqlite3's. These are the places node-gyp builds it.
+ */
+let addonPath: string | null | undefined;
+function nativeBinding(): string | undefined {
+  if (addonPath === undefined) {
+    addonPath = null;
+    try {
+      const pkg = dirname(createRequire(import.meta.url).resolve('better-sqlite3/package.json'));
+      for (const d of ['build/Release', 'build/Debug', 'build', 'out/Release', 'out/Debug', 'Release', 'Debug']) {
+        const p = join(pkg, d, 'better_sqlite3.node');
+        if (existsSync(p)) {
+          addonPath = p;
+          break;
+        }
+      }
+    } catch {
+      /* better-sqlite3's own search */
+    }
+  }
+  return addonPath ?? undefined;
+}
+
 export function openDatabase(root: string, opts: OpenOptions = {}): DB {
   const path = join(root, 'metadata.db');
   let db: DB;
   try {
-    db = new Database(path, { timeout: 30000 });
+    const addon = nativeBinding();
+    db = new Database(path, { timeout: 30000, ...(addon ? { nativeBinding: addon } : {}) });
   } catch (e) {
     throw storageError(e, path) ?? new EngineError('unavailable', 'DB_OPEN', `cannot open the metadata database: ${(e as Error).message}`, { where: path, cause: e });
   }
