@@ -4,6 +4,7 @@
  * TypeScript programs — hands the engine the same requests and gets the same answers.
  */
 import type { ContainerConfig as OciContainerConfig, ImageConfig, Platform } from '../oci/types.js';
+import type { NetCounters } from '../runtime/cgroup.js';
 
 export type { ImageConfig, Platform };
 
@@ -442,16 +443,8 @@ export interface BlkioStatEntry {
   value: number;
 }
 
-export interface NetworkStats {
-  rx_bytes: number;
-  rx_packets: number;
-  rx_errors: number;
-  rx_dropped: number;
-  tx_bytes: number;
-  tx_packets: number;
-  tx_errors: number;
-  tx_dropped: number;
-}
+/** A network's counters in StatsJSON: the runtime's netns counters, under Docker's names. */
+export type NetworkStats = NetCounters;
 
 /** GET /containers/{id}/stats: Docker's StatsJSON */
 export interface ContainerStats {
