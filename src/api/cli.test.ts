@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FIXTURES } from '../testing/tree.js';
-import { startDockerd, dockerdInstalled, type PrivateDockerd } from '../testing/dockerd.js';
+import { startDockerd, dockerdInstalled, type DockerResult, type PrivateDockerd } from '../testing/dockerd.js';
 import { startServe, type RunningServe } from '../testing/serve.js';
 
 const BASE = join(FIXTURES, 'busybox-base.docker.tar');
@@ -37,12 +37,6 @@ const NET = `cli${tag}`;
 const noClient = existsSync(DOCKER) ? false : 'docker.io (/usr/bin/docker) is not installed';
 const noTmux = noClient || (spawnSync('sh', ['-c', 'command -v tmux']).status === 0 ? false : 'tmux is not installed');
 
-interface Res {
-  code: number;
-  stdout: string;
-  stderr: string;
-  out: Buffer;
-}
 
 /** One engine as the docker CLI sees it. */
 interface Side {
@@ -54,7 +48,7 @@ interface Side {
   port: number;
   /** a host directory for cp */
   dir: string;
-  docker(args: string[], opts?: { input?: Buffer | string }): Promise<Res>;
+  docker(args: string[], opts?: { input?: Buffer | string }): Promise<DockerResult>;
 }
 
 function freePort(): Promise<number> {
@@ -155,7 +149,7 @@ function normalise(s: Side, text: string): string {
 /** A table's columns are as wide as their widest cell, which normalising changed: one gap. */
 const sorted = (x: string) => x.split('\n').sort().join('\n');
 
-async function run(s: Side, t: Step[], step: string, args: string[], opts: { input?: Buffer | string; map?: (x: string) => string } = {}): Promise<Res> {
+async function run(s: Side, t: Step[], step: string, args: string[], opts: { input?: Buffer | string; map?: (x: string) => string } = {}): Promise<DockerResult> {
   const r = await s.docker(args, opts);
   let out = normalise(s, r.stdout + r.stderr);
   if (opts.map) out = opts.map(out);

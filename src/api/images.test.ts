@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lbp } from '../testing/cli.js';
 import { FIXTURES } from '../testing/tree.js';
-import { startDockerd, dockerdInstalled, type PrivateDockerd } from '../testing/dockerd.js';
+import { startDockerd, dockerdInstalled, type DockerResult, type PrivateDockerd } from '../testing/dockerd.js';
 import { runDocker, startServe, type RunningServe } from '../testing/serve.js';
 import { startRegistry, type TestRegistry } from '../registry/testing/registries.js';
 import { layerTar } from '../testing/images.js';
@@ -25,18 +25,12 @@ const CHANGED = join(FIXTURES, 'busybox-changed.docker.tar');
 const DOCKER_20 = '/usr/bin/docker';
 const DOCKER_NEW = '/usr/local/bin/docker';
 
-interface Res {
-  code: number;
-  stdout: string;
-  stderr: string;
-  out: Buffer;
-}
 
 /** One engine as the docker CLI sees it: a DOCKER_HOST and a name (its own repository path). */
 interface Side {
   name: 'layerbox' | 'docker';
   env: NodeJS.ProcessEnv;
-  docker(args: string[], opts?: { input?: Buffer | string; bin?: string }): Promise<Res>;
+  docker(args: string[], opts?: { input?: Buffer | string; bin?: string }): Promise<DockerResult>;
 }
 
 function side(name: Side['name'], env: NodeJS.ProcessEnv): Side {
@@ -90,7 +84,7 @@ function normalise(s: Side, text: string): string {
     .replace(/^[0-9a-f]{12}: (Pulling fs layer|Waiting|Downloading|Verifying Checksum|Download complete|Extracting|Pull complete|Already exists)/gm, '<layer>: $1');
 }
 
-async function run(s: Side, t: Step[], step: string, args: string[], opts: { input?: Buffer | string; bin?: string; stderr?: boolean; map?: (x: string) => string } = {}): Promise<Res> {
+async function run(s: Side, t: Step[], step: string, args: string[], opts: { input?: Buffer | string; bin?: string; stderr?: boolean; map?: (x: string) => string } = {}): Promise<DockerResult> {
   const r = await s.docker(args, opts);
   let out = r.stdout + (opts.stderr === false ? '' : r.stderr);
   out = normalise(s, out);

@@ -15,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import { lbp, tempRoot } from '../testing/cli.js';
 import { FIXTURES } from '../testing/tree.js';
 import { layerTar, writeDockerArchive } from '../testing/images.js';
-import { startDockerd } from '../testing/dockerd.js';
+import { dockerOk, startDockerd } from '../testing/dockerd.js';
 import { startServe } from '../testing/serve.js';
 import { until } from '../testing/wait.js';
 import { Engine } from './index.js';
@@ -251,12 +251,7 @@ test('healthchecks in outline against a private dockerd: the same statuses, stre
       await docker(['rm', '-f', 'cmp']);
       return { steps, ev };
     };
-    const dockerRun = async (args: string[]) => {
-      const r = await d.docker(args);
-      assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
-      return r.stdout.trim();
-    };
-    const theirs = await outline(dockerRun);
+    const theirs = await outline((args) => dockerOk(d, args));
     const ours = await outline(ok);
     assert.deepEqual(ours, theirs);
   } finally {

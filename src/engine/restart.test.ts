@@ -11,7 +11,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lbp, tempRoot } from '../testing/cli.js';
 import { FIXTURES } from '../testing/tree.js';
-import { startDockerd } from '../testing/dockerd.js';
+import { dockerOk, startDockerd } from '../testing/dockerd.js';
 import { startServe } from '../testing/serve.js';
 import { until } from '../testing/wait.js';
 import { openDatabase } from '../metadata/db.js';
@@ -237,12 +237,7 @@ test('restart policies in outline against a private dockerd: the same counts, st
       await docker(['rm', '-f', 'cmp']);
       return { inspect, ev };
     };
-    const dockerRun = async (args: string[]) => {
-      const r = await d.docker(args);
-      assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
-      return r.stdout.trim();
-    };
-    const theirs = await outline(dockerRun);
+    const theirs = await outline((args) => dockerOk(d, args));
     const ours = await outline(ok);
     assert.deepEqual(ours, theirs);
   } finally {

@@ -4,6 +4,7 @@
  * iptables rules: it shares nothing with another dockerd or with the tests beside it.
  * `startDockerd()` gives undefined when docker.io is not installed.
  */
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
@@ -30,6 +31,13 @@ export interface PrivateDockerd {
   /** the same, blocking (for tests with no server of their own in the process) */
   dockerSync(args: string[], opts?: { input?: string | Buffer }): DockerResult;
   stop(): Promise<void>;
+}
+
+/** Runs `docker ARGS` against `d`; fails the test unless it exits 0. Its stdout, trimmed. */
+export async function dockerOk(d: PrivateDockerd, args: string[]): Promise<string> {
+  const r = await d.docker(args);
+  assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout.trim();
 }
 
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;

@@ -12,14 +12,10 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BIN, cliEnv, tempRoot } from './cli.js';
+import type { DockerResult } from './dockerd.js';
 
-export interface ServeResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-  /** stdout as bytes (docker save) */
-  out: Buffer;
-}
+/** a docker CLI's outcome: the same against layerbox serve as against a private dockerd */
+export type ServeResult = DockerResult;
 
 /** Runs a docker CLI (`bin`) with `env`, `input` on its stdin; never throws for an exit code. */
 export async function runDocker(bin: string, args: string[], env: NodeJS.ProcessEnv, input: string | Buffer = ''): Promise<ServeResult> {
