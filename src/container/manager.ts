@@ -711,10 +711,11 @@ export class ContainerManager {
     return this.refresh(this.store.resolve(ref));
   }
 
-  async list(): Promise<ContainerRecord[]> {
+  /** Every container as it is now; `live`: only those that may be running (what `ps` without -a needs). */
+  async list(opts: { live?: boolean } = {}): Promise<ContainerRecord[]> {
     await this.sweep().catch(() => {});
     const out: ContainerRecord[] = [];
-    for (const c of this.store.list()) out.push(await this.refresh(c));
+    for (const c of this.store.list(opts)) out.push(await this.refresh(c));
     return out;
   }
 

@@ -66,8 +66,10 @@ export class ContainerStore {
     return toRecord(r);
   }
 
-  list(): ContainerRecord[] {
-    return (this.db.prepare("SELECT * FROM containers WHERE status != 'creating' ORDER BY created DESC").all() as Row[]).map(toRecord);
+  /** Every container, newest first; `live`: only those that may be running (not created, exited or dead). */
+  list(opts: { live?: boolean } = {}): ContainerRecord[] {
+    const where = opts.live ? "status NOT IN ('creating', 'created', 'exited', 'dead')" : "status != 'creating'";
+    return (this.db.prepare(`SELECT * FROM containers WHERE ${where} ORDER BY created DESC`).all() as Row[]).map(toRecord);
   }
 
   setState(id: string, state: ContainerState): void {

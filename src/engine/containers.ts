@@ -16,6 +16,7 @@ import type { HostConfig as InternalHostConfig } from '../container/types.js';
 import { runHealthMonitor } from './health.js';
 import type { ContainerManager } from '../container/manager.js';
 import type { ContainerRecord } from '../container/types.js';
+import type { ImageRecord } from '../image/images.js';
 import type { NetworkAttachment } from '../network/index.js';
 import { endpointViews } from '../container/networking.js';
 import { containerNetworks, mountMode } from '../container/types.js';
@@ -118,6 +119,14 @@ function portsOf(net: NetworkAttachment | undefined, c: ContainerRecord): Port[]
     out.push({ PrivatePort: Number(port), Type: (proto ?? 'tcp') as Port['Type'] });
   }
   return out;
+}
+
+/** Lookups the summaries of one container list share (see summaryMemo). */
+interface SummaryMemo {
+  image(id: string): ImageRecord | undefined;
+  /** the ID an image name resolves to now, if any */
+  resolves(name: string): string | undefined;
+  volumes(containerId: string): { volume: string; destination: string }[];
 }
 
 interface ExecRecord {
@@ -284,17 +293,13 @@ export class Containers {
 
   // ------------------------------------------------------------------ list / inspect
 
-  async summary(c: ContainerRecord, opts: { size?: boolean; net?: NetworkAttachment } = {}): Promise<ContainerSummary> {
+  async summary(c: ContainerRecord, opts: { size?: boolean; net?: NetworkAttachment; memo?: SummaryMemo } = {}): Promise<ContainerSummary> {
     const cm = await this.manager();
+    const memo = opts.memo ?? this.summaryMemo();
     const net = opts.net ?? (c.state.Running ? await cm.attachment(c.id) : undefined);
-    const image = this.core.images.get(c.imageId);
+    const image = memo.image(c.imageId);
     // Docker shows the image as named at create while that name still means the same image
-    let imageName = c.imageName;
-    try {
-      if (!image || this.core.resolveImage(c.imageName).id !== c.imageId) imageName = c.imageId;
-    } catch {
-      imageName = c.imageId;
-    }
+    const imageName = image && memo.resolves(c.imageName) === c.imageId ? c.imageName : c.imageId;
     const s: ContainerSummary = {
       Id: c.id,
       Names: ['/' + c.name],
@@ -309,7 +314,7 @@ export class Containers {
       Status: statusText(c, Date.now(), cm.health(c)),
       HostConfig: { NetworkMode: c.hostConfig.NetworkMode === 'bridge' ? 'default' : c.hostConfig.NetworkMode },
       NetworkSettings: { Networks: endpointViews(c, net) },
-      Mounts: await this.mountPoints(c),
+      Mounts: await this.mountPoints(c, memo),
     };
     if (opts.size) {
       s.SizeRw = this.core.snapshots.usage(c.snapshot).size;
@@ -318,14 +323,53 @@ export class Containers {
     return s;
   }
 
-  private async mountPoints(c: ContainerRecord): Promise<ContainerSummary['Mounts']> {
+  /**
+   * What the summaries of one list share: image records, what image names resolve to, and
+   * the containers' volumes, each read once per list rather than once per container.
+   */
+  private summaryMemo(): SummaryMemo {
+    const images = new Map<string, ImageRecord | undefined>();
+    const names = new Map<string, string | undefined>();
+    let volumes: Map<string, { volume: string; destination: string }[]> | undefined;
+    return {
+      image: (id) => {
+        if (!images.has(id)) images.set(id, this.core.images.get(id));
+        return images.get(id);
+      },
+      resolves: (name) => {
+        if (!names.has(name)) {
+          let id: string | undefined;
+          try {
+            id = this.core.resolveImage(name).id;
+          } catch {
+            id = undefined;
+          }
+          names.set(name, id);
+        }
+        return names.get(name);
+      },
+      volumes: (id) => {
+        if (!volumes) {
+          volumes = new Map();
+          for (const r of this.core.db.prepare('SELECT container_id, volume, destination FROM container_volumes ORDER BY container_id, destination').all() as { container_id: string; volume: string; destination: string }[]) {
+            const g = volumes.get(r.container_id) ?? [];
+            g.push({ volume: r.volume, destination: r.destination });
+            volumes.set(r.container_id, g);
+          }
+        }
+        return volumes.get(id) ?? [];
+      },
+    };
+  }
+
+  private async mountPoints(c: ContainerRecord, memo: SummaryMemo): Promise<ContainerSummary['Mounts']> {
     const out: ContainerSummary['Mounts'] = [];
     for (const m of c.hostConfig.Mounts) {
       if (m.Type === 'bind') out.push({ Type: 'bind', Source: m.Source, Destination: m.Target, Mode: mountMode(c.hostConfig, m.Target), RW: !m.ReadOnly, Propagation: 'rprivate' });
       if (m.Type === 'tmpfs') out.push({ Type: 'tmpfs', Source: '', Destination: m.Target, Mode: '', RW: !m.ReadOnly, Propagation: '' });
     }
     const cm = await this.manager();
-    for (const r of this.core.db.prepare('SELECT volume, destination FROM container_volumes WHERE container_id = ?').all(c.id) as { volume: string; destination: string }[]) {
+    for (const r of memo.volumes(c.id)) {
       const ro = c.hostConfig.Mounts.find((m) => m.Target === r.destination)?.ReadOnly ?? false;
       out.push({ Type: 'volume', Name: r.volume, Source: cm.volumes.mountpoint(r.volume), Destination: r.destination, Driver: 'local', Mode: mountMode(c.hostConfig, r.destination), RW: !ro, Propagation: '' });
     }
@@ -348,8 +392,8 @@ export class Containers {
     }
     for (const e of f.exited ?? []) if (!/^-?\d+$/.test(e)) throw invalidArgument('INVALID_FILTER', `Invalid filter 'exited=${e}'`);
     const cm = await this.manager();
-    let list = await cm.list();
     const all = opts.all || (opts.limit !== undefined && opts.limit > 0) || (f.status?.length ?? 0) > 0 || (f.exited?.length ?? 0) > 0;
+    let list = await cm.list({ live: !all });
     // a container waiting to restart counts as running, as Docker's
     if (!all) list = list.filter((c) => c.state.Running || c.state.Status === 'restarting');
     const createdOf = (ref: string) => {
@@ -391,7 +435,8 @@ export class Containers {
     });
     if (opts.limit !== undefined && opts.limit > 0) list = list.slice(0, opts.limit);
     const out: ContainerSummary[] = [];
-    for (const c of list) out.push(await this.summary(c, { size: !!opts.size }));
+    const memo = this.summaryMemo();
+    for (const c of list) out.push(await this.summary(c, { size: !!opts.size, memo }));
     if (f.publish?.length) return out.filter((s) => f.publish!.some((v) => s.Ports.some((p) => p.PublicPort !== undefined && `${p.PublicPort}/${p.Type}` === (v.includes('/') ? v : `${v}/tcp`))));
     return out;
   }

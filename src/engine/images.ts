@@ -52,7 +52,29 @@ export interface ImageMount extends AsyncDisposable {
   readonly path: string;
 }
 
+/**
+ * An image's labels by its ID, which is its config's digest: a config never changes, so what
+ * was read (and verified) once holds for the process's life. The list reads no blob for an
+ * image it has seen: `GET /images/json` in a long-lived server, or one `images` call. Bounded;
+ * the oldest entry goes first.
+ */
+class LabelCache {
+  private readonly m = new Map<Digest, Readonly<Record<string, string>>>();
+  constructor(private readonly max = 4096) {}
+
+  async get(id: Digest, read: () => Promise<ImageConfig>): Promise<Record<string, string>> {
+    const hit = this.m.get(id);
+    if (hit) return { ...hit };
+    const labels = Object.freeze({ ...((await read()).config?.Labels ?? {}) });
+    if (this.m.size >= this.max) this.m.delete(this.m.keys().next().value!);
+    this.m.set(id, labels);
+    return { ...labels };
+  }
+}
+
 export class Images {
+  private readonly labels = new LabelCache();
+
   constructor(private readonly core: Core) {}
 
   /** The stored image a name, ID or ID prefix refers to. */
@@ -77,7 +99,7 @@ export class Images {
   async summary(image: ImageRecord, opts: { tags?: string[]; containers?: number; shared?: number } = {}): Promise<ImageSummary> {
     let labels: Record<string, string> = {};
     try {
-      labels = (await this.core.images.config(image.id)).config?.Labels ?? {};
+      labels = await this.labels.get(image.id, () => this.core.images.config(image.id));
     } catch {
       /* a config the check will report */
     }
