@@ -68,6 +68,7 @@ export function paired(contenders, rounds, { base, settleEach = true, settleSeco
     for (const c of contenders) {
       const ratios = res[c.name].map((t, i) => t.seconds / res[base][i].seconds);
       out[c.name].ratioToBase = median(ratios);
+      out[c.name].ratios = ratios;
     }
   }
   return out;
