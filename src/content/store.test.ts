@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, statSync, readdirSync, existsSync, mkdirSync, openSync, writeSync, closeSync, watch, lstatSync } from 'node:fs';
+import { mkdir, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -362,6 +363,34 @@ describe('content store: one writer per ref', () => {
     }
     assert.deepEqual(assertBlobsMatchNames(cs), [digestHex(expected.digest)]);
     assert.deepEqual(readdirSync(cs.ingestDir), []);
+  });
+
+  test('a ref directory removed while the next writer makes it (a commit of the same ref removing it at that moment) is made again, never an ENOENT', async () => {
+    // The race the cross-process test above met once on a loaded machine: mkdir -p of the ref
+    // directory finds it there (EEXIST), the committing writer removes it, and mkdir's check
+    // that it is a directory then fails with ENOENT. Here another task removes the empty
+    // directory as fast as it can, as a commit does, while writers take and leave the ref.
+    const cs = await newStore();
+    const dir = join(cs.ingestDir, 'vanish');
+    let stop = false;
+    let removed = 0;
+    const churn = (async () => {
+      while (!stop) {
+        // only an empty directory goes (a held ref has its lock file in it), as in a commit
+        if (await rmdir(dir).then(() => true, () => false)) removed++;
+        await mkdir(dir).catch(() => {});
+      }
+    })();
+    try {
+      for (let i = 0; i < 1000; i++) {
+        const w = await cs.writer('vanish');
+        await w.abort();
+      }
+    } finally {
+      stop = true;
+      await churn;
+    }
+    assert.ok(removed > 100, `the directory was removed ${removed} times`);
   });
 
   test('a lock left by a dead process is broken by the next writer, and by only one of several racing writers', async () => {

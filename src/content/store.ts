@@ -149,7 +149,14 @@ export class ContentStore {
     let delay = 10;
     for (;;) {
       throwIfAborted(opts.signal);
-      await mkdir(dir, { recursive: true, mode: 0o700 });
+      try {
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+      } catch (e) {
+        // mkdir -p found the directory (EEXIST), a commit removed it, and mkdir's check that
+        // it is a directory failed: it is gone, so make it again
+        if (errnoCode(e) === 'ENOENT') continue;
+        throw e;
+      }
       let lock: Lock | undefined;
       try {
         lock = tryLock(join(dir, 'lock'));
