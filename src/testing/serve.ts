@@ -98,11 +98,18 @@ export async function startServe(opts: StartServeOptions = {}): Promise<RunningS
     log = (log + b.toString()).slice(-64_000);
   });
   const exited = once(child, 'exit');
+  // a server that dies under a test (a crash prints its stack to stderr) says so in the
+  // test's output, with what it wrote: otherwise the client's "connection reset" is all there is
+  let stopping = false;
+  child.once('exit', (code, signal) => {
+    if (!stopping) process.stderr.write(`# layerbox serve (${sock}) exited unexpectedly (code ${code}, signal ${signal}); its stderr:\n${log.slice(-8000)}\n`);
+  });
   const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: join(dir, 'docker-config'), DOCKER_BUILDKIT: '0', DOCKER_CLI_HINTS: 'false', COMPOSE_DOCKER_CLI_BUILD: '0' };
   delete env.NODE_EXTRA_CA_CERTS;
   delete env.DOCKER_API_VERSION;
   const docker: RunningServe['docker'] = (args, o = {}) => runDocker(o.bin ?? '/usr/bin/docker', args, { ...env, ...(o.env ?? {}) }, o.input);
   const stop = async () => {
+    stopping = true;
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
       const ac = new AbortController();
