@@ -136,6 +136,38 @@ async function readHead(path: string): Promise<Buffer> {
  *    reserve: the layers it holds are unpacked beside it next. A stream of small entries
  *    that never ends stops there.
  */
+/** What a source may send after its archive's end before it is cut off (bytes, seconds). */
+const REST_LIMIT = 1 << 20;
+const REST_WAIT_MS = 10_000;
+
+/**
+ * Reads off and drops what a source still sends after the archive was read (a tar's padding
+ * to its record size: Go's archive/tar, and so `docker save`, pads to 10 KiB), or after a
+ * failure. An HTTP request's socket goes with its body stream, so destroying the stream while
+ * the client is still sending resets the connection, and the client sees "connection reset
+ * by peer" in place of the answer (a race: it depends on whether the padding arrived before
+ * the end-of-archive blocks were parsed). A source that sends more than a MiB, keeps it
+ * waiting for 10 s, or whose load was cancelled is cut off.
+ */
+async function discardRest(it: AsyncIterator<Buffer>, src: Readable, signal: AbortSignal | undefined): Promise<void> {
+  let left = signal?.aborted ? 0 : REST_LIMIT;
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<'stalled'>((resolve) => (timer = setTimeout(() => resolve('stalled'), REST_WAIT_MS)));
+  try {
+    while (left > 0) {
+      const r = await Promise.race([it.next(), stalled]);
+      if (r === 'stalled') break;
+      if (r.done) return;
+      left -= r.value.length;
+    }
+  } catch {
+    /* the source failed: nothing of it is kept */
+  } finally {
+    clearTimeout(timer);
+  }
+  src.destroy();
+}
+
 async function spool(tmpDir: string, src: Readable, opts: { maxEntryBytes: number; where: string; signal?: AbortSignal }): Promise<string> {
   const file = join(tmpDir, `load-${process.pid}-${randomBytes(6).toString('hex')}.tar`);
   const it = src[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
@@ -197,7 +229,7 @@ async function spool(tmpDir: string, src: Readable, opts: { maxEntryBytes: numbe
       if (!parser.ended) parser.end(); // a truncated archive
     } finally {
       input.destroy();
-      src.destroy();
+      await discardRest(it, src, opts.signal);
     }
     if (parser.entryCount === 0 && written > 0) {
       throw invalidArgument('LOAD_EMPTY_ARCHIVE', 'the input is an empty tar archive (or only zeros): it holds no image', { where: opts.where, hint: 'give an archive made by `save` / `docker save`' });
