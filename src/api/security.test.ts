@@ -195,6 +195,10 @@ test('bad input: broken JSON, wrong field types, an oversized body, a too-new AP
     ['POST', '/v1.41/build?version=2', { body: 'FROM scratch\n' }, 501, /BuildKit .* not supported .*DOCKER_BUILDKIT=0/],
     ['POST', '/v1.41/build?buildargs=%5B1%5D', { body: 'FROM scratch\n' }, 400, /^invalid buildargs: a JSON object of strings is expected/],
     ['GET', '/v1.41/no/such/endpoint', {}, 404, /^page not found$/],
+    // a path parameter is percent-decoded once, as Docker's router does: %2561 is "%61", not "a"
+    ['GET', '/v1.41/containers/no%2Dsuch%2561/json', {}, 404, /^No such container: no-such%61$/],
+    // dot segments are resolved before routing
+    ['GET', '/v1.41/containers/../volumes/nosuch', {}, 404, /^get nosuch: no such volume$/],
   ];
   for (const [method, path, opts, status, message] of cases) {
     const r = await serve.request(method, path, opts).catch((e: Error) => ({ status: -1, headers: {}, body: Buffer.from(JSON.stringify({ message: e.message })) }));

@@ -14,6 +14,7 @@ import { dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { EngineError } from '../errors/index.js';
 import { API_VERSION } from '../engine/index.js';
+import { sendError } from './http.js';
 import { Router, SERVER_HEADER } from './router.js';
 
 export interface TlsOptions {
@@ -40,6 +41,11 @@ export interface RunningServer {
   /** what each listener is bound to (unix:///…, tcp://host:port) */
   addresses: string[];
   close(): Promise<void>;
+}
+
+/** A request's unexpected fault, on the server's stderr (the client gets a 500). */
+function internalError(req: IncomingMessage, e: unknown): void {
+  process.stderr.write(`Error: internal error in ${req.method} ${req.url}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
 }
 
 const isLoopback = (h: string) => h === 'localhost' || h === '::1' || /^127\./.test(h);
@@ -83,12 +89,21 @@ export async function listen(router: Router, opts: ListenOptions): Promise<Runni
     void (async () => {
       if (opts.before && (await opts.before(req, res).catch(() => false))) return;
       await router.dispatch(req, res, req.socket);
-    })();
+    })().catch((e: unknown) => {
+      // a fault of one request (dispatch answers its own errors: this is a bug) ends that
+      // request, never the server
+      internalError(req, e);
+      if (!res.headersSent) sendError(res, e);
+      else res.destroy();
+    });
   };
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    void router.dispatch(req, undefined, socket, head);
+    router.dispatch(req, undefined, socket, head).catch((e: unknown) => {
+      internalError(req, e);
+      socket.destroy();
+    });
   };
   const make = (tls: boolean): Server => {
     const s = tls

@@ -12,9 +12,11 @@ const PING_HEADERS = {
   Pragma: 'no-cache',
 };
 
+const PING_ANSWER = { ...PING_HEADERS, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': '2' };
+
 export function systemRoutes(r: Router): void {
   r.on(['GET', 'HEAD'], '/_ping', (c) => {
-    c.res!.writeHead(200, { ...PING_HEADERS, 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': '2' });
+    c.res!.writeHead(200, PING_ANSWER);
     c.res!.end(c.req.method === 'HEAD' ? undefined : 'OK');
   });
   r.on('GET', '/version', (c) => c.send(200, c.engine.system.version()));
