@@ -5,7 +5,7 @@
  */
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, writeFile, readFile, readdir, chmod, rm } from 'node:fs/promises';
+import { mkdtemp, mkdir, writeFile, readFile, readdir, readlink, chmod, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir, hostname as osHostname } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -398,11 +398,18 @@ describe('network (root, real CNI plugins)', () => {
     // netns died, iptables rules still there: CNI DEL cannot see the interface, the sweep removes the rules
     const idA = newId();
     const a = await nm.setup({ containerId: idA, publish: [`${p}:80`] });
+    // The kernel frees an unmounted namespace, and the veth pair in it, from a work queue some
+    // time later (under load, long enough for a check right after teardown to see the veth).
+    // A process holding the namespace makes that "later" last for the whole teardown.
+    const holder = spawnInNetns(a.netnsPath!, 'sleep', ['60']);
+    await waitFor('holder in the netns', async () => assert.notEqual(await readlink(`/proc/${holder.pid}/ns/net`), await readlink('/proc/self/ns/net')));
     await run('umount', [a.netnsPath!]);
     assert.ok(existsSync(a.netnsPath!) && !(await isNetns(a.netnsPath!)));
+    assert.ok(existsSync(`/sys/class/net/${a.hostVeth}`), 'the veth outlives the unmount while the namespace is held');
     assert.ok((await run('iptables-save', [])).stdout.includes(idA), 'rules still present before teardown');
     await nm.teardown(idA);
     await assertNoTrace(nm, a);
+    await stopChild(holder);
 
     // reboot: no netns, no veth, no rules; leases, cache, record and the (now plain) netns file remain on disk
     const idB = newId();

@@ -40,9 +40,9 @@
  * namespace at attachment.netnsPath) and teardown() once its process has exited.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { EngineError, conflict, internal, invalidArgument, notFound, unavailable, unsupported, errnoCode, throwIfAborted, isEngineError } from '../errors/index.js';
 import { acquireLock, type Lock } from '../sys/lock.js';
 import { writeFileAtomic, mkdirp } from '../sys/fsutil.js';
@@ -1313,6 +1313,7 @@ export class NetworkManager {
     } catch (e) {
       err = e;
     }
+    if (!live) await removeOrphanVeth(ep.hostVeth ?? cached?.result?.interfaces?.find((i) => !i.sandbox && i.name.startsWith('veth'))?.name, bridge);
     // Safety net: what a DEL could not remove (masquerade rules when the netns was gone).
     // A plain endpoint made no iptables rules: nothing to sweep when its DEL worked.
     // Addresses another container holds now are left out (rules for them are its rules).
@@ -1547,6 +1548,30 @@ export function describeResult(r: CniResult, netns: string): Partial<NetworkAtta
   const host = ifs.find((i) => !i.sandbox && i.name.startsWith('veth'));
   if (host) out.hostVeth = host.name;
   return out;
+}
+
+/**
+ * The host end of a veth whose container end was in a namespace that died. The kernel deletes
+ * the pair when it frees the namespace, but from a work queue, after the last reference is
+ * dropped: under load that is a while after the unmount, and a teardown that returned before
+ * it would leave a veth on the bridge for that while. Deleted here instead, so that teardown
+ * leaves nothing behind when it returns. Only a link that is still a port of this bridge is
+ * touched; one the kernel deleted meanwhile is fine.
+ */
+async function removeOrphanVeth(name: string | undefined, bridge: string | undefined): Promise<void> {
+  if (!name || !bridge || !/^veth[0-9a-f]{1,11}$/.test(name)) return;
+  let master: string;
+  try {
+    master = basename(await readlink(`/sys/class/net/${name}/master`));
+  } catch {
+    return; // gone already, or not on a bridge: not ours to delete
+  }
+  if (master !== bridge) return;
+  const r = await run('ip', ['link', 'del', 'dev', name], { allowFailure: true });
+  if (r.code !== 0 && existsSync(`/sys/class/net/${name}`)) {
+    throw internal('VETH_DELETE_FAILED', `cannot delete the host end ${name} of a dead container's veth: ${r.stderr.trim()}`, { where: name });
+  }
+  trace('network: orphan veth deleted');
 }
 
 /** When this boot began (btime of /proc/stat), in ms since the epoch. */
