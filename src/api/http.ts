@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isEngineError, storageError, type ErrorKind } from '../errors/index.js';
-import type { Filters } from '../engine/index.js';
+import { drainRest, type Filters } from '../engine/index.js';
 
 /** An engine error's kind → the HTTP status dockerd gives for its errdefs class. */
 export const STATUS: Record<ErrorKind, number> = {
@@ -101,18 +101,7 @@ export function parseJson<T = unknown>(bytes: Buffer): T | undefined {
  */
 export async function drainBody(req: IncomingMessage, limit = 64 << 20): Promise<void> {
   if (req.readableEnded || req.destroyed) return;
-  let left = limit;
-  try {
-    for await (const c of req) {
-      left -= (c as Buffer).length;
-      if (left < 0) {
-        req.socket.destroy();
-        return;
-      }
-    }
-  } catch {
-    /* the client went away */
-  }
+  if ((await drainRest(req[Symbol.asyncIterator](), { limitBytes: limit })) === 'cut') req.socket.destroy();
 }
 
 /** Query helpers on a URL's search params, with Docker's rules. */

@@ -12,7 +12,7 @@ import { connect, isIP, type Socket } from 'node:net';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { EngineError } from '../errors/index.js';
+import { EngineError, faultText } from '../errors/index.js';
 import { API_VERSION } from '../engine/index.js';
 import { sendError } from './http.js';
 import { Router, SERVER_HEADER } from './router.js';
@@ -45,7 +45,7 @@ export interface RunningServer {
 
 /** A request's unexpected fault, on the server's stderr (the client gets a 500). */
 function internalError(req: IncomingMessage, e: unknown): void {
-  process.stderr.write(`Error: internal error in ${req.method} ${req.url}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.stderr.write(`Error: internal error in ${req.method} ${req.url}: ${faultText(e)}\n`);
 }
 
 const isLoopback = (h: string) => h === 'localhost' || h === '::1' || /^127\./.test(h);

@@ -13,6 +13,7 @@ import { DEFAULT_CONFIG_FILE, Engine, daemonConfigPath, readDaemonConfig, type D
 import { command } from '../cli/command.js';
 import { ExitError, type Ctx } from '../cli/ctx.js';
 import { flag } from '../cli/flags.js';
+import { faultText } from '../errors/index.js';
 
 export { DEFAULT_CONFIG_FILE };
 export const DEFAULT_SOCKET = 'unix:///run/layerbox.sock';
@@ -96,7 +97,7 @@ export const serveCmd = command({
     // A fault that escapes a request (a stream's 'error' nobody listens to, a rejection nobody
     // awaits) is a bug, but it ends no more than that request: as Go's net/http recovers a
     // handler's panic, the server logs it and keeps serving every other client.
-    const fault = (what: string) => (e: unknown) => ctx.err.write(`Error: ${what} (a bug; the server keeps serving): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    const fault = (what: string) => (e: unknown) => ctx.err.write(`Error: ${what} (a bug; the server keeps serving): ${faultText(e)}\n`);
     const onRejection = fault('unhandled rejection');
     const onException = fault('uncaught exception');
     process.on('unhandledRejection', onRejection);

@@ -24,3 +24,4 @@ export { shortId, type Digest } from '../oci/digest.js';
 export { parseReference } from '../oci/reference.js';
 export { parsePlatform } from '../image/platform.js';
 export { trace } from '../sys/trace.js';
+export { drainRest, type DrainLimits } from '../sys/drain.js';

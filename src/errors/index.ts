@@ -77,6 +77,11 @@ export function errnoCode(e: unknown): string | undefined {
   return undefined;
 }
 
+/** A fault as a log line wants it, for the operator, not a user: its stack where it has one. */
+export function faultText(e: unknown): string {
+  return e instanceof Error ? (e.stack ?? e.message) : String(e);
+}
+
 export function abortError(signal?: AbortSignal): EngineError {
   return new EngineError('cancelled', 'CANCELLED', 'operation cancelled', { cause: signal?.reason });
 }

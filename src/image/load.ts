@@ -12,6 +12,7 @@ import { open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Readable, pipeline as pipeStreams } from 'node:stream';
+import { drainRest } from '../sys/drain.js';
 import { dataLoss, EngineError, invalidArgument, throwIfAborted } from '../errors/index.js';
 import { parseDigest, sha256, digestHex, type Digest } from '../oci/digest.js';
 import { MediaType, layerCompression, sniffCompression, isIndexType } from '../oci/mediatypes.js';
@@ -124,6 +125,10 @@ async function readHead(path: string): Promise<Buffer> {
   }
 }
 
+/** What a source may send after its archive's end before it is cut off (bytes, ms). */
+const REST_LIMIT = 1 << 20;
+const REST_WAIT_MS = 10_000;
+
 /**
  * Copies (and decompresses) a stream into a temporary tar file under the store, reading it
  * as a tar as it passes (docs/RELIABILITY.md item 35):
@@ -136,38 +141,6 @@ async function readHead(path: string): Promise<Buffer> {
  *    reserve: the layers it holds are unpacked beside it next. A stream of small entries
  *    that never ends stops there.
  */
-/** What a source may send after its archive's end before it is cut off (bytes, seconds). */
-const REST_LIMIT = 1 << 20;
-const REST_WAIT_MS = 10_000;
-
-/**
- * Reads off and drops what a source still sends after the archive was read (a tar's padding
- * to its record size: Go's archive/tar, and so `docker save`, pads to 10 KiB), or after a
- * failure. An HTTP request's socket goes with its body stream, so destroying the stream while
- * the client is still sending resets the connection, and the client sees "connection reset
- * by peer" in place of the answer (a race: it depends on whether the padding arrived before
- * the end-of-archive blocks were parsed). A source that sends more than a MiB, keeps it
- * waiting for 10 s, or whose load was cancelled is cut off.
- */
-async function discardRest(it: AsyncIterator<Buffer>, src: Readable, signal: AbortSignal | undefined): Promise<void> {
-  let left = signal?.aborted ? 0 : REST_LIMIT;
-  let timer: NodeJS.Timeout | undefined;
-  const stalled = new Promise<'stalled'>((resolve) => (timer = setTimeout(() => resolve('stalled'), REST_WAIT_MS)));
-  try {
-    while (left > 0) {
-      const r = await Promise.race([it.next(), stalled]);
-      if (r === 'stalled') break;
-      if (r.done) return;
-      left -= r.value.length;
-    }
-  } catch {
-    /* the source failed: nothing of it is kept */
-  } finally {
-    clearTimeout(timer);
-  }
-  src.destroy();
-}
-
 async function spool(tmpDir: string, src: Readable, opts: { maxEntryBytes: number; where: string; signal?: AbortSignal }): Promise<string> {
   const file = join(tmpDir, `load-${process.pid}-${randomBytes(6).toString('hex')}.tar`);
   const it = src[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
@@ -229,7 +202,10 @@ async function spool(tmpDir: string, src: Readable, opts: { maxEntryBytes: numbe
       if (!parser.ended) parser.end(); // a truncated archive
     } finally {
       input.destroy();
-      await discardRest(it, src, opts.signal);
+      // What the source still sends (a tar's padding to its record size: Go's archive/tar,
+      // and so `docker save`, pads to 10 KiB) is read off: destroying an HTTP request's
+      // stream while its client still sends resets the connection (sys/drain.ts).
+      if ((await drainRest(it, { limitBytes: REST_LIMIT, waitMs: REST_WAIT_MS, signal: opts.signal })) === 'cut') src.destroy();
     }
     if (parser.entryCount === 0 && written > 0) {
       throw invalidArgument('LOAD_EMPTY_ARCHIVE', 'the input is an empty tar archive (or only zeros): it holds no image', { where: opts.where, hint: 'give an archive made by `save` / `docker save`' });
